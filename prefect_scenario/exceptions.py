@@ -1,0 +1,276 @@
+"""The errors prefect-scenario raises.
+
+One root, a subclass per cause, plain values only so that every error pickles
+(Prefect persists exceptions as task and flow results)::
+
+    ScenarioError
+    ├── InvalidInputError          bad input, raised before any request is sent
+    │   ├── InvalidTrainingTypeError
+    │   ├── InvalidParametersError
+    │   ├── InvalidDatasetError
+    │   ├── InvalidImageError
+    │   └── ConfigurationError     credentials, base URL
+    ├── APIError                   the API said no, or could not be reached
+    │   ├── APIStatusError         an HTTP error answer (status_code, request_id)
+    │   │   ├── BadRequestError           400, 422 (other 4xx: APIStatusError)
+    │   │   ├── AuthenticationError       401
+    │   │   ├── PermissionDeniedError     403
+    │   │   ├── NotFoundError             404
+    │   │   ├── ConflictError             409
+    │   │   ├── RateLimitError            429 (retry_after)
+    │   │   └── ServerError               5xx
+    │   └── APIConnectionError     no answer
+    │       └── APITimeoutError
+    └── TrainingError              the workflow's own outcomes (model_id)
+        ├── TrainingFailed                the server's reason
+        ├── TrainingTimeout
+        ├── TrainingCanceled
+        └── DatasetRejected               the dataset score gate said no
+
+No error ever holds a request header, the API key or the secret: messages are
+built from status codes, request ids and a short excerpt of the response body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConfigurationError",
+    "ConflictError",
+    "DatasetRejected",
+    "InvalidDatasetError",
+    "InvalidImageError",
+    "InvalidInputError",
+    "InvalidParametersError",
+    "InvalidTrainingTypeError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ScenarioError",
+    "ServerError",
+    "TrainingCanceled",
+    "TrainingError",
+    "TrainingFailed",
+    "TrainingTimeout",
+    "error_for_status",
+]
+
+
+def _rebuild(cls: type[ScenarioError], args: tuple[Any, ...], state: dict[str, Any]) -> ScenarioError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
+
+
+class ScenarioError(Exception):
+    """Root of every error prefect-scenario raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take keyword fields; rebuild from state so every one pickles
+        # without each having to spell out its own __reduce__.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+# -- bad input ---------------------------------------------------------------
+
+
+class InvalidInputError(ScenarioError, ValueError):
+    """The input cannot be trained on; nothing was sent to the API."""
+
+
+class InvalidTrainingTypeError(InvalidInputError):
+    """The training type is not one Scenario can train, or does not fit the data."""
+
+
+class InvalidParametersError(InvalidInputError):
+    """A training parameter is unknown or outside its documented range."""
+
+
+class InvalidDatasetError(InvalidInputError):
+    """The dataset has too few or too many images or pairs, or duplicates."""
+
+
+class InvalidImageError(InvalidInputError):
+    """A training image is unreadable, not an image, of an unsupported format or too large."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class ConfigurationError(InvalidInputError):
+    """Credentials or connection settings are missing or unsafe."""
+
+
+# -- API errors ----------------------------------------------------------------
+
+
+class APIError(ScenarioError):
+    """The Scenario API answered with an error, or could not be reached."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.method = method
+        self.path = path
+        self.status_code = status_code
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method and self.path else ""
+        rid = f" (request id {self.request_id})" if self.request_id else ""
+        return f"{where}{self.message}{rid}"
+
+
+class APIStatusError(APIError):
+    """An HTTP error answer. ``body`` is a short, secret-free excerpt of it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, status_code=status_code, request_id=request_id)
+        self.body = body
+
+
+class BadRequestError(APIStatusError):
+    """400/422 (or another 4xx): the API rejected the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the API key and secret were not accepted."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the credentials may not act on this project or resource."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such model, asset or job in this project."""
+
+
+class ConflictError(APIStatusError):
+    """409: the resource is in a state that does not allow this call."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests. ``retry_after`` is the wait the API asked for, in seconds."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        body: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, method=method, path=path, status_code=status_code, request_id=request_id, body=body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: the API failed; usually worth retrying."""
+
+
+class APIConnectionError(APIError):
+    """No answer: the connection failed or was dropped."""
+
+
+class APITimeoutError(APIConnectionError):
+    """No answer within the timeout."""
+
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: BadRequestError,
+    429: RateLimitError,
+}
+
+
+def error_for_status(status_code: int) -> type[APIStatusError]:
+    """The error class for an HTTP error status."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_ERRORS.get(status_code, APIStatusError)
+
+
+# -- workflow outcomes -----------------------------------------------------------
+
+
+class TrainingError(ScenarioError):
+    """A training did not end ``trained``."""
+
+    def __init__(self, message: str, *, model_id: str | None = None) -> None:
+        super().__init__(message)
+        self.model_id = model_id
+
+
+class TrainingFailed(TrainingError):
+    """The training ended ``failed``; ``reason`` is the server's explanation, if any."""
+
+    def __init__(self, message: str, *, model_id: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, model_id=model_id)
+        self.reason = reason
+
+
+class TrainingTimeout(TrainingError):
+    """The training did not finish in time; the remote training was cancelled."""
+
+    def __init__(self, message: str, *, model_id: str | None = None, waited_seconds: float = 0.0) -> None:
+        super().__init__(message, model_id=model_id)
+        self.waited_seconds = waited_seconds
+
+
+class TrainingCanceled(TrainingError):
+    """The training ended ``training-canceled``."""
+
+
+class DatasetRejected(TrainingError):
+    """The training-dataset score was below the required minimum; nothing was spent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_id: str | None = None,
+        score: float | None = None,
+        min_score: float | None = None,
+    ) -> None:
+        super().__init__(message, model_id=model_id)
+        self.score = score
+        self.min_score = min_score
