@@ -131,12 +131,15 @@ class APIError(ScenarioError):
         path: str | None = None,
         status_code: int | None = None,
         request_id: str | None = None,
+        should_retry: bool | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.status_code = status_code
         self.request_id = request_id
+        # The server's own verdict (`x-should-retry`), which overrides the status code.
+        self.should_retry = should_retry
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}: " if self.method and self.path else ""
@@ -155,9 +158,17 @@ class APIStatusError(APIError):
         path: str | None = None,
         status_code: int | None = None,
         request_id: str | None = None,
+        should_retry: bool | None = None,
         body: str | None = None,
     ) -> None:
-        super().__init__(message, method=method, path=path, status_code=status_code, request_id=request_id)
+        super().__init__(
+            message,
+            method=method,
+            path=path,
+            status_code=status_code,
+            request_id=request_id,
+            should_retry=should_retry,
+        )
         self.body = body
 
 
@@ -184,18 +195,8 @@ class ConflictError(APIStatusError):
 class RateLimitError(APIStatusError):
     """429: too many requests. ``retry_after`` is the wait the API asked for, in seconds."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        status_code: int | None = None,
-        request_id: str | None = None,
-        body: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, method=method, path=path, status_code=status_code, request_id=request_id, body=body)
+    def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.retry_after = retry_after
 
 

@@ -7,3 +7,9 @@ import os
 # Telemetry can lock Prefect's SQLite database in tests (see shared/PREFECT-NOTES.md).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
+# Task retry backoffs shrink to milliseconds: tests move time, they do not wait for it.
+os.environ.setdefault("PREFECT_SCENARIO_RETRY_DELAY_SCALE", "0.001")
+
+from tests.emulator_fixtures import *  # noqa: F403
+from tests.flow_fixtures import *  # noqa: F403
+from tests.s3_fixtures import *  # noqa: F403

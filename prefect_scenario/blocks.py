@@ -1,0 +1,126 @@
+"""The credentials block: how a flow reaches Scenario's API."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect.blocks.abstract import CredentialsBlock
+from pydantic import Field, SecretStr
+
+from prefect_scenario.client import DEFAULT_BASE_URL, ScenarioClient
+from prefect_scenario.exceptions import ConfigurationError
+
+__all__ = ["ScenarioCredentials", "resolve_credentials"]
+
+# The repository's docs/logo.png (a 64 px square), served by GitHub.
+_LOGO = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
+
+
+class ScenarioCredentials(CredentialsBlock):
+    """Credentials for Scenario's API: an API key and secret, the project and the API root.
+
+    The key and secret are ``SecretStr``: they are stored encrypted by Prefect, shown as
+    ``**********``, and unwrapped only when :meth:`get_client` builds the client.
+    Point ``base_url`` at ``prefect-scenario emulator`` to work offline.
+
+    Example:
+        Load stored credentials and train:
+        ```python
+        from prefect_scenario import ScenarioCredentials
+
+        credentials = ScenarioCredentials.load("BLOCK_NAME")
+        ```
+    """
+
+    _block_type_name = "Scenario Credentials"
+    _block_type_slug = "scenario-credentials"
+    _logo_url = _LOGO  # type: ignore[assignment]
+    _documentation_url = "https://github.com/prefect-scenario/prefect-scenario#readme"  # type: ignore[assignment]
+    _description = "Credentials for Scenario's LoRA training API (API key, secret, project)."
+
+    api_key: SecretStr = Field(description="The Scenario API key.")
+    api_secret: SecretStr = Field(description="The Scenario API secret.")
+    project_id: str = Field(description="The Scenario project that owns the models.")
+    base_url: str = Field(
+        default=DEFAULT_BASE_URL,
+        description="The API root including /v1; plain http is allowed only for a loopback host.",
+    )
+    timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for an answer to one request.")
+    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for a connection.")
+    max_retries: int = Field(
+        default=2, ge=0, le=10, description="Client-side retries of transient failures of requests safe to repeat."
+    )
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ScenarioCredentials:
+        """Credentials from ``SCENARIO_API_KEY``, ``SCENARIO_API_SECRET``, ``SCENARIO_PROJECT_ID``
+        and, optionally, ``SCENARIO_BASE_URL``.
+
+        Raises:
+            ConfigurationError: a required variable is missing or empty.
+
+        Example:
+            >>> ScenarioCredentials.from_env({"SCENARIO_API_KEY": "k", "SCENARIO_API_SECRET": "s",
+            ...     "SCENARIO_PROJECT_ID": "p"}).base_url
+            'https://api.cloud.scenario.com/v1'
+        """
+        env = os.environ if environ is None else environ
+        missing = [
+            name
+            for name in ("SCENARIO_API_KEY", "SCENARIO_API_SECRET", "SCENARIO_PROJECT_ID")
+            if not env.get(name, "").strip()
+        ]
+        if missing:
+            raise ConfigurationError(f"set the environment variable(s) {', '.join(missing)} to use Scenario")
+        return cls(
+            api_key=SecretStr(env["SCENARIO_API_KEY"]),
+            api_secret=SecretStr(env["SCENARIO_API_SECRET"]),
+            project_id=env["SCENARIO_PROJECT_ID"],
+            base_url=env.get("SCENARIO_BASE_URL") or DEFAULT_BASE_URL,
+        )
+
+    def check(self) -> None:
+        """Refuse unusable settings before any request.
+
+        Raises:
+            ConfigurationError: an empty key, secret or project, or an unsafe base URL.
+        """
+        # Building a client runs every check (and is the one place the secrets are unwrapped).
+        self.get_client()
+
+    def get_client(self, **overrides: Any) -> ScenarioClient:
+        """A :class:`ScenarioClient` for these credentials (use it as an async context manager).
+
+        Example:
+            >>> creds = ScenarioCredentials(api_key="k", api_secret="s", project_id="p")
+            >>> creds.get_client().project_id
+            'p'
+        """
+        options: dict[str, Any] = {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "connect_timeout": self.connect_timeout,
+            "max_retries": self.max_retries,
+            **overrides,
+        }
+        return ScenarioClient(api_key=self.api_key, api_secret=self.api_secret, project_id=self.project_id, **options)
+
+
+def resolve_credentials(value: ScenarioCredentials | str | None) -> ScenarioCredentials:
+    """A credentials block given as itself, by saved block name, or (None) from the environment.
+
+    Raises:
+        ConfigurationError: the credentials are missing or unusable.
+    """
+    if isinstance(value, ScenarioCredentials):
+        credentials = value
+    elif isinstance(value, str):
+        loaded = ScenarioCredentials.load(value)
+        if not isinstance(loaded, ScenarioCredentials):
+            raise ConfigurationError(f"block {value!r} is not a ScenarioCredentials block")
+        credentials = loaded
+    else:
+        credentials = ScenarioCredentials.from_env()
+    credentials.check()
+    return credentials

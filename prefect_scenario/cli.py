@@ -1,0 +1,231 @@
+"""The ``prefect-scenario`` command line.
+
+Credentials come from ``--block NAME`` (a saved ``ScenarioCredentials`` block) or
+from ``SCENARIO_API_KEY``, ``SCENARIO_API_SECRET``, ``SCENARIO_PROJECT_ID`` and
+``SCENARIO_BASE_URL``: pointing the same commands at the real service or at the
+emulator is one environment variable.
+
+    prefect-scenario train --type flux.2-dev-lora --name hero images/*.png
+    prefect-scenario train-edit --type qwen-image-edit-2511-lora --name snow pairs.jsonl
+    prefect-scenario status MODEL_ID [--watch]
+    prefect-scenario cancel MODEL_ID
+    prefect-scenario emulator [--port 8787]
+    prefect-scenario demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefect-scenario", description="Scenario LoRA training with Prefect.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
+
+    def training(sub: argparse.ArgumentParser) -> None:
+        common(sub)
+        sub.add_argument("--type", dest="training_type", required=True, help="the LoRA training type")
+        sub.add_argument("--name", required=True, help="the model name")
+        sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a training parameter")
+        sub.add_argument("--params-file", type=Path, help="training parameters as a JSON object")
+        sub.add_argument("--no-wait", action="store_true", help="return once the training started")
+        sub.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait (then cancel)")
+        sub.add_argument("--force", action="store_true", help="train again even if this dataset already trained")
+        sub.add_argument("--min-dataset-score", type=float, help="refuse to train below this dataset score")
+
+    train = commands.add_parser("train", help="train a standard LoRA from images")
+    training(train)
+    train.add_argument("images", nargs="+", help="image files, s3:// URIs or asset ids")
+    edit = commands.add_parser("train-edit", help="train an edit LoRA from before/after pairs")
+    training(edit)
+    edit.add_argument("pairs_file", type=Path, help='JSON lines: {"before": ..., "after": ..., "instruction": ...}')
+    status = commands.add_parser("status", help="show a model's training status")
+    common(status)
+    status.add_argument("model_id")
+    status.add_argument("--watch", action="store_true", help="follow the training until it ends")
+    cancel = commands.add_parser("cancel", help="cancel a model's training")
+    common(cancel)
+    cancel.add_argument("model_id")
+    commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
+    commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
+    return parser
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.params_file:
+        params.update(json.loads(args.params_file.read_text()))
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+class _Bar:
+    """A terminal progress bar fed by the wait loop's model updates."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()
+        )
+        self.task = self.progress.add_task("waiting", total=100)
+
+    def update(self, model: Any) -> None:
+        from prefect_scenario.monitoring import describe_progress, progress_percent
+
+        self.progress.update(
+            self.task,
+            completed=progress_percent(model.status, model.training_progress),
+            description=f"{model.name or model.id}: {describe_progress(model.status, model.training_progress)}",
+        )
+
+
+def _with_bar(run: Callable[[], Any]) -> Any:
+    from prefect_scenario.monitoring import add_progress_listener
+
+    bar = _Bar()
+    remove = add_progress_listener(bar.update)
+    try:
+        with bar.progress:
+            return run()
+    finally:
+        remove()
+
+
+def _print_result(result: Any) -> None:
+    print(json.dumps(result.model_dump(mode="json"), indent=2))
+
+
+def _train(args: argparse.Namespace) -> int:
+    from prefect_scenario.flows import train_lora
+
+    result = _with_bar(
+        lambda: asyncio.run(
+            train_lora(
+                name=args.name,
+                training_type=args.training_type,
+                images=list(args.images),
+                credentials=args.block,
+                parameters=_parameters(args),
+                wait=not args.no_wait,
+                timeout_seconds=args.timeout,
+                force=args.force,
+                min_dataset_score=args.min_dataset_score,
+            )
+        )
+    )
+    _print_result(result)
+    return 0
+
+
+def _train_edit(args: argparse.Namespace) -> int:
+    from prefect_scenario.flows import train_edit_lora
+
+    lines = [line for line in args.pairs_file.read_text().splitlines() if line.strip()]
+    base = args.pairs_file.parent
+    pairs: list[Any] = []
+    for line in lines:
+        item = json.loads(line)
+        for side in ("before", "after"):
+            if isinstance(item.get(side), str) and not item[side].startswith(("s3://", "asset_")):
+                item[side] = str(base / item[side])
+        pairs.append(item)
+    result = _with_bar(
+        lambda: asyncio.run(
+            train_edit_lora(
+                name=args.name,
+                training_type=args.training_type,
+                pairs=pairs,
+                credentials=args.block,
+                parameters=_parameters(args),
+                wait=not args.no_wait,
+                timeout_seconds=args.timeout,
+                force=args.force,
+                min_dataset_score=args.min_dataset_score,
+            )
+        )
+    )
+    _print_result(result)
+    return 0
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from prefect_scenario.blocks import resolve_credentials
+    from prefect_scenario.monitoring import describe_progress
+    from prefect_scenario.tasks import wait_until_terminal
+
+    async with resolve_credentials(args.block).get_client() as client:
+        if args.watch:
+            bar = _Bar()
+
+            async def show(model: Any) -> None:
+                bar.update(model)
+
+            with bar.progress:
+                model = await wait_until_terminal(client, args.model_id, timeout_seconds=7 * 24 * 3600, on_update=show)
+        else:
+            model = await client.get_model(args.model_id)
+    print(f"{model.id} {model.name or ''} [{model.type}]: {describe_progress(model.status, model.training_progress)}")
+    return 0 if model.status != "failed" else 1
+
+
+async def _cancel(args: argparse.Namespace) -> int:
+    from prefect_scenario.blocks import resolve_credentials
+
+    async with resolve_credentials(args.block).get_client() as client:
+        model = await client.get_model(args.model_id)
+        if model.status == "training":
+            model = await client.cancel_training(args.model_id)
+    print(f"{model.id}: {model.status}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``prefect-scenario`` command line."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "emulator":
+        from prefect_scenario.emulator.server import main as emulator_main
+
+        return int(emulator_main(args_list[1:]))
+    args = _parser().parse_args(args_list)
+    from prefect_scenario.exceptions import ScenarioError
+
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "train-edit":
+            return _train_edit(args)
+        if args.command == "status":
+            return asyncio.run(_status(args))
+        if args.command == "cancel":
+            return asyncio.run(_cancel(args))
+        if args.command == "demo":
+            from prefect_scenario.demo import main as demo_main
+
+            return int(demo_main())
+    except ScenarioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 2  # pragma: no cover - argparse requires a command
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

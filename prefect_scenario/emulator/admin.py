@@ -1,0 +1,135 @@
+"""Admin routes under ``/_emulator``: no auth, not logged, never faulted.
+
+=========================  ==================================================================
+``GET /health``            ``{"status": "ok", "now": <emulator time>, "models": <count>}``
+``GET /requests``          ``{"requests": [{method, path, query, status, time, requestId,
+                           fault, retryCount}]}``: every non-admin request, oldest first
+``DELETE /requests``       clear the request log
+``POST /reset``            forget all state and requests, restore the configured faults
+``GET /faults``            ``{"faults": {...}}``, the live fault settings
+``PUT /faults``            replace them (JSON, :class:`~.faults.FaultConfig` field names)
+``POST /fail``             ``{"modelId"|"name", "reason"?}``: fail the running training now,
+                           or else the next one; ``{"failed": [...], "pending": ...}``
+``POST /clock``            ``{"advance": seconds}`` when the clock is the emulator's own
+                           (409 otherwise); ``{"now": ...}``
+``GET /files/{assetId}``   an asset's bytes (the stand-in for the API's signed URLs);
+                           epoch sample assets are served as a placeholder PNG
+=========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from functools import lru_cache
+
+from PIL import Image
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from prefect_scenario.emulator.faults import FaultConfig
+from prefect_scenario.emulator.wire import ApiError, conflict, emulator_of, get_str, ok, read_object
+
+__all__ = ["routes"]
+
+_ADMIN_BODY_LIMIT = 1024 * 1024
+
+
+async def health(request: Request) -> Response:
+    """``GET /_emulator/health``."""
+    emulator = emulator_of(request)
+    return ok({"status": "ok", "now": emulator.now(), "models": len(emulator.store.models)})
+
+
+async def requests(request: Request) -> Response:
+    """``GET /_emulator/requests``."""
+    return ok({"requests": emulator_of(request).requests()})
+
+
+async def clear_requests(request: Request) -> Response:
+    """``DELETE /_emulator/requests``."""
+    emulator_of(request).request_log.clear()
+    return ok({})
+
+
+async def reset(request: Request) -> Response:
+    """``POST /_emulator/reset``."""
+    emulator_of(request).reset()
+    return ok({})
+
+
+async def get_faults(request: Request) -> Response:
+    """``GET /_emulator/faults``."""
+    return ok({"faults": emulator_of(request).faults.config.to_wire()})
+
+
+async def put_faults(request: Request) -> Response:
+    """``PUT /_emulator/faults``."""
+    body = await read_object(request, _ADMIN_BODY_LIMIT)
+    try:
+        config = FaultConfig.from_wire(body)
+    except (ValueError, TypeError) as exc:
+        raise ApiError(400, f"invalid fault settings: {exc}") from None
+    return ok({"faults": emulator_of(request).set_faults(config).to_wire()})
+
+
+async def fail(request: Request) -> Response:
+    """``POST /_emulator/fail``."""
+    body = await read_object(request, _ADMIN_BODY_LIMIT)
+    model_id, name = get_str(body, "modelId"), get_str(body, "name")
+    if (model_id is None) == (name is None):
+        raise ApiError(400, "give exactly one of modelId or name")
+    try:
+        result = emulator_of(request).fail_training(model_id=model_id, name=name, reason=get_str(body, "reason"))
+    except KeyError:
+        raise ApiError(404, f"model {model_id!r} not found") from None
+    return ok(result)
+
+
+async def clock(request: Request) -> Response:
+    """``POST /_emulator/clock``."""
+    body = await read_object(request, _ADMIN_BODY_LIMIT)
+    seconds = body.get("advance")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ApiError(400, "advance must be a number of seconds, not negative")
+    try:
+        return ok({"now": emulator_of(request).advance_clock(float(seconds))})
+    except TypeError:
+        raise conflict("the emulator was given its own clock; it cannot be advanced from here") from None
+
+
+@lru_cache(maxsize=64)
+def _placeholder(asset_id: str) -> bytes:
+    shade = hashlib.sha256(asset_id.encode()).digest()[:3]
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (shade[0], shade[1], shade[2])).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def files(request: Request) -> Response:
+    """``GET /_emulator/files/{assetId}``."""
+    emulator = emulator_of(request)
+    asset_id = request.path_params["asset_id"]
+    with emulator.store.lock:
+        asset, data = emulator.store.assets.get(asset_id), emulator.store.asset_data.get(asset_id)
+    if asset is not None and data is not None:
+        return Response(data, media_type=asset.mime_type)
+    if asset_id.startswith("asset_sample_"):
+        return Response(_placeholder(asset_id), media_type="image/png")
+    raise ApiError(404, f"file {asset_id!r} not found")
+
+
+def routes() -> list[Route]:
+    """The admin routes, relative to ``/_emulator``."""
+    return [
+        Route("/health", health, methods=["GET"]),
+        Route("/requests", requests, methods=["GET"]),
+        Route("/requests", clear_requests, methods=["DELETE"]),
+        Route("/reset", reset, methods=["POST"]),
+        Route("/faults", get_faults, methods=["GET"]),
+        Route("/faults", put_faults, methods=["PUT"]),
+        Route("/fail", fail, methods=["POST"]),
+        Route("/clock", clock, methods=["POST"]),
+        Route("/files/{asset_id}", files, methods=["GET"]),
+    ]

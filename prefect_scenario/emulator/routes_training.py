@@ -1,0 +1,220 @@
+"""Training routes: trigger (and dry run), cancel, jobs, dataset score.
+
+Validation at trigger, in this order, all with the catalog's own checks: a model
+already ``training`` → 409 (``x-should-retry: false``); parameters out of range,
+unknown, or ``sampleSourceImages`` on a standard type → 400; sample source images
+that are not assets of the project → 400; the dataset size for the type (no
+images, too many, an edit type with fewer than 2 pairs, a standard type with
+pairs) → 400.
+
+Choices where the reference is silent:
+
+- Retraining a ``trained``, ``failed`` or ``training-canceled`` model is allowed
+  and starts a new job; the model shows its latest training.
+- The body's ``parameters`` replace the model's stored ones (``PUT /models``); no
+  ``parameters`` in the body trains with the stored ones.
+- A dry run (``dryRun=true|api``) validates like a real trigger (including the
+  409), answers **269** with the same body shape, changes nothing, and returns a
+  job in status ``pending`` that cannot be retrieved. With no training images,
+  ``trainingImagesCount`` stands in for their number.
+- Cancelling a model that is not training: already ``training-canceled`` → 200
+  (idempotent), anything else → 409.
+- A model without ``name``/``shortDescription`` gets generated ones when training
+  starts, as the create docstring says.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from prefect_scenario.catalog import check_dataset_size, get_training_type
+from prefect_scenario.emulator.routes_models import public_parameters, render_model, require_model
+from prefect_scenario.emulator.scoring import ScoredAsset, score_dataset
+from prefect_scenario.emulator.state import (
+    DEFAULT_NB_EPOCHS,
+    ModelRecord,
+    TrainingRecord,
+    iso,
+    job_type_for,
+    new_id,
+    training_cost,
+    training_view,
+)
+from prefect_scenario.emulator.views import AUTHOR_ID, job_json
+from prefect_scenario.emulator.wire import (
+    ApiError,
+    conflict,
+    emulator_of,
+    get_str,
+    ok,
+    project_id,
+    query_int,
+    read_object,
+)
+from prefect_scenario.exceptions import InvalidInputError
+
+if TYPE_CHECKING:
+    from prefect_scenario.emulator.app import EmulatorConfig
+
+__all__ = ["routes"]
+
+DRY_RUN_STATUS = 269
+
+
+def _dry_run_job(model: ModelRecord, cost: float, now: float) -> dict[str, Any]:
+    return {
+        "jobId": new_id("job"),
+        "jobType": job_type_for(model.type),
+        "status": "pending",
+        "progress": 0,
+        "metadata": {"input": {"modelId": model.id}},
+        "statusHistory": [{"date": iso(now), "status": "pending"}],
+        "createdAt": iso(now),
+        "updatedAt": iso(now),
+        "authorId": AUTHOR_ID,
+        "ownerId": model.project_id,
+        "billing": {"cuCost": cost, "cuDiscount": 0},
+    }
+
+
+async def trigger(request: Request) -> Response:
+    """``PUT /models/{id}/train``: start a training, or estimate it (``dryRun``, HTTP 269)."""
+    emulator = emulator_of(request)
+    dry_run = request.query_params.get("dryRun")
+    if dry_run not in (None, "true", "api", "false"):
+        raise ApiError(400, "dryRun must be 'true' or 'api'")
+    simulated = query_int(request, "trainingImagesCount", None, 0, 10_000)
+    body = await read_object(request, emulator.config.max_body_bytes)
+    project = project_id(request)
+    with emulator.store.transaction() as store:
+        model = require_model(request)
+        now = emulator.now()
+        latest = store.latest_training(model)
+        if latest is not None and training_view(latest, now).model_status == "training":
+            raise conflict("the model is already training; cancel it first or wait for it to end")
+        raw = body.get("parameters", model.parameters or {})
+        parameters = public_parameters(model.type, raw if raw is not None else {})
+        for asset_id in parameters.get("sampleSourceImages", []):
+            if store.asset(project, asset_id) is None:
+                raise ApiError(400, f"sampleSourceImages: {asset_id!r} is not an asset of this project")
+        images, pairs = len(model.loose_image_ids()), len(model.pairs)
+        if dry_run in ("true", "api") and not model.training_images and simulated is not None:
+            images = simulated
+        try:
+            check_dataset_size(model.type, images=images, pairs=pairs)
+        except InvalidInputError as exc:
+            raise ApiError(400, str(exc)) from None
+        nb_epochs = int(parameters.get("nbEpochs", DEFAULT_NB_EPOCHS))
+        cost = training_cost(images=images, pairs=pairs, nb_epochs=nb_epochs)
+        costs = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "costDetails": {"train-model": cost}}
+        if dry_run in ("true", "api"):
+            answer = {"model": render_model(request, model), "job": _dry_run_job(model, cost, now), **costs}
+            return ok(answer, status=DRY_RUN_STATUS)
+        training = _start(emulator.config, store.pending_fails, model, parameters, nb_epochs, cost, now)
+        store.put_training(training)
+        model.job_id = training.job_id
+        model.parameters = parameters
+        model.epoch = None
+        model.updated_at = now
+        store.put_model(model)
+    return ok({"model": render_model(request, model), "job": job_json(training, now), **costs})
+
+
+def _start(
+    config: EmulatorConfig,
+    pending_fails: dict[str, str],
+    model: ModelRecord,
+    parameters: dict[str, Any],
+    nb_epochs: int,
+    cost: float,
+    now: float,
+) -> TrainingRecord:
+    label = get_training_type(model.type).label
+    model.name = model.name or f"{label} LoRA {model.id[-6:]}"
+    model.short_description = model.short_description or f"A {label} LoRA trained with the Scenario emulator."
+    reason = pending_fails.pop(model.id, None) or (pending_fails.pop(model.name, None) if model.name else None)
+    if reason is None and model.name in set(config.fail_names):
+        reason = config.fail_reason
+    training = TrainingRecord(
+        job_id=new_id("job"),
+        model_id=model.id,
+        project_id=model.project_id,
+        model_type=model.type,
+        created_at=now,
+        queue_seconds=config.queue_seconds,
+        start_seconds=config.start_seconds,
+        train_seconds=config.train_seconds,
+        queue_position=config.queue_position,
+        nb_epochs=nb_epochs,
+        sample_prompts=list(parameters.get("samplePrompts", [])),
+        parameters={k: v for k, v in parameters.items() if k != "wandbKey"},
+        cost=cost,
+    )
+    if reason is not None:
+        # A doomed training fails halfway through running-train, with its progress.
+        training.fail_reason = reason
+        training.fail_at = training.running_at + config.train_seconds / 2
+    return training
+
+
+async def action(request: Request) -> Response:
+    """``POST /models/{id}/train/action`` with ``{"action": "cancel"}`` → ``{model}``."""
+    emulator = emulator_of(request)
+    body = await read_object(request, emulator.config.max_body_bytes)
+    if get_str(body, "action", required=True) != "cancel":
+        raise ApiError(400, "action must be 'cancel'")
+    with emulator.store.transaction() as store:
+        model = require_model(request)
+        now = emulator.now()
+        training = store.latest_training(model)
+        status = "new" if training is None else training_view(training, now).model_status
+        if training is not None and status == "training":
+            training.canceled_at = now
+            store.put_training(training)
+        elif status != "training-canceled":
+            raise conflict(f"the model is not training (it is {status!r}); nothing to cancel")
+    return ok({"model": render_model(request, model)})
+
+
+async def retrieve_job(request: Request) -> Response:
+    """``GET /jobs/{jobId}`` → ``{job}``."""
+    emulator = emulator_of(request)
+    training = emulator.store.training(project_id(request), request.path_params["job_id"])
+    if training is None:
+        raise ApiError(404, f"job {request.path_params['job_id']!r} not found")
+    return ok({"job": job_json(training, emulator.now())})
+
+
+async def dataset_score(request: Request) -> Response:
+    """``GET /models/{id}/scores/training-dataset``: see :mod:`.scoring` for the formula."""
+    emulator = emulator_of(request)
+    project = project_id(request)
+    with emulator.store.transaction() as store:
+        model = require_model(request)
+        ids = [i.asset_id for i in model.training_images]
+        ids += [a for p in model.pairs for a in (p.source_id, p.target_id)]
+        scored = []
+        for asset_id in dict.fromkeys(ids):
+            asset = store.asset(project, asset_id)
+            if asset is not None:
+                scored.append(ScoredAsset(asset.id, asset.width, asset.height, asset.sha256, asset.mean_color))
+        try:
+            check_dataset_size(model.type, images=len(model.loose_image_ids()), pairs=len(model.pairs))
+            complete = True
+        except InvalidInputError:
+            complete = False
+    return ok(score_dataset(model.id, scored, complete=complete).to_wire())
+
+
+def routes() -> list[Route]:
+    """The training routes, relative to ``/v1``."""
+    return [
+        Route("/models/{model_id}/train", trigger, methods=["PUT"]),
+        Route("/models/{model_id}/train/action", action, methods=["POST"]),
+        Route("/models/{model_id}/scores/training-dataset", dataset_score, methods=["GET"]),
+        Route("/jobs/{job_id}", retrieve_job, methods=["GET"]),
+    ]

@@ -1,0 +1,468 @@
+"""Flows: create → upload → train → wait, for standard and edit LoRA types.
+
+Both flows check everything they can before the first request (training type,
+parameters, dataset size, every image), then run one task per API step. Every
+run has an idempotency key, recorded as a tag on the model, so running the same
+flow again after a crash continues the same model: no second model, no image
+uploaded twice, no second training; and an identical dataset that already
+trained returns the existing model without spending credits (unless ``force``).
+
+Cancelling the flow run cancels the remote training too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow, flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, State
+from prefect.context import FlowRunContext
+from pydantic import BaseModel, Field
+
+from prefect_scenario.blocks import ScenarioCredentials, resolve_credentials
+from prefect_scenario.catalog import (
+    TrainingParameters,
+    TrainingType,
+    check_dataset_size,
+    get_training_type,
+    validate_parameters,
+)
+from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError
+from prefect_scenario.images import ImageSource, PairSource, PreparedImage, PreparedPair, prepare_images, prepare_pairs
+from prefect_scenario.models import Model
+from prefect_scenario.monitoring import EVENT_CREATED, EVENT_STARTED, artifact_key, emit_training_event, publish_summary
+from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.tasks import (
+    check_dataset_score,
+    create_model,
+    set_training_pairs,
+    trigger_training,
+    upload_training_images,
+    wait_for_training,
+)
+
+__all__ = ["EpochResult", "TrainingResult", "derive_idempotency_key", "train_edit_lora", "train_lora"]
+
+MODEL_TAG_PREFIX = "scenario-model:"
+CREDENTIALS_TAG_PREFIX = "scenario-credentials:"
+# Flow runs in this process and the model each one trains, for the cancellation hook.
+_ACTIVE: dict[str, tuple[ScenarioCredentials, str]] = {}
+
+
+class EpochResult(BaseModel):
+    """One epoch of the trained model and its sample images."""
+
+    epoch: str
+    sample_urls: list[str] = Field(default_factory=list)
+
+
+class TrainingResult(BaseModel):
+    """What a training flow returns."""
+
+    model_id: str
+    name: str
+    training_type: str
+    family: str
+    status: str
+    idempotency_key: str
+    reused: bool = Field(description="True when an identical, already-trained model was returned without training.")
+    job_id: str | None = None
+    creative_units_cost: float | None = None
+    images: int = 0
+    pairs: int = 0
+    epochs: list[EpochResult] = Field(default_factory=list)
+    sample_image_urls: list[str] = Field(default_factory=list)
+    dataset_score: float | None = None
+    durations: dict[str, float] = Field(default_factory=dict, description="Seconds spent per phase.")
+
+
+def derive_idempotency_key(
+    *, name: str, training_type: str, items: Sequence[Any], parameters: TrainingParameters
+) -> str:
+    """A key from what defines a training: name, type, dataset content and parameters.
+
+    Example:
+        >>> derive_idempotency_key(name="a", training_type="flux.2-dev-lora", items=["h1"],
+        ...     parameters=TrainingParameters())
+        'a1a3a5cbb5ba0ad8cc8c2ae1'
+    """
+    wire = parameters.to_wire()
+    if "wandbKey" in wire:
+        # The key appears in tags: hash the secret rather than embedding it.
+        wire["wandbKey"] = hashlib.sha256(str(wire["wandbKey"]).encode()).hexdigest()
+    document = json.dumps(
+        {"name": name, "type": training_type, "items": list(items), "parameters": wire}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(document.encode()).hexdigest()[:24]
+
+
+def _image_identity(image: PreparedImage) -> str:
+    return image.sha256 or f"asset:{image.asset_id}"
+
+
+async def _remember_model(credentials: ScenarioCredentials, credentials_arg: Any, model_id: str) -> None:
+    """Record the model on the flow run, for the cancellation hook (in this or another process)."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return
+    run_id = str(context.flow_run.id)
+    _ACTIVE[run_id] = (credentials, model_id)
+    tags = [t for t in context.flow_run.tags if not t.startswith(MODEL_TAG_PREFIX)] + [f"{MODEL_TAG_PREFIX}{model_id}"]
+    if isinstance(credentials_arg, str):
+        tags.append(f"{CREDENTIALS_TAG_PREFIX}{credentials_arg}")
+    try:
+        async with get_client() as prefect:
+            await prefect.update_flow_run(context.flow_run.id, tags=sorted(set(tags)))
+    except Exception as exc:
+        get_run_logger().debug("could not tag the flow run: %s", type(exc).__name__)
+
+
+async def _cancel_remote_training(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+    """``on_cancellation`` hook: cancel the Scenario training this flow run started."""
+    active = _ACTIVE.pop(str(flow_run.id), None)
+    if active is not None:
+        credentials, model_id = active
+    else:
+        # Another process (a runner) runs the hook: read what the flow run recorded.
+        async with get_client() as prefect:
+            tags = (await prefect.read_flow_run(flow_run.id)).tags
+        model_ids = [t[len(MODEL_TAG_PREFIX) :] for t in tags if t.startswith(MODEL_TAG_PREFIX)]
+        blocks = [t[len(CREDENTIALS_TAG_PREFIX) :] for t in tags if t.startswith(CREDENTIALS_TAG_PREFIX)]
+        if not model_ids:
+            return
+        model_id = model_ids[0]
+        credentials = resolve_credentials(blocks[0] if blocks else None)
+    async with credentials.get_client() as client:
+        model = await client.get_model(model_id)
+        if model.status == "training":
+            model = await client.cancel_training(model_id)
+        emit_training_event("scenario.training.canceled", model, {"reason": "flow run cancelled"})
+
+
+def _result(
+    model: Model,
+    *,
+    ttype: TrainingType,
+    key: str,
+    reused: bool,
+    job_id: str | None,
+    cost: float | None,
+    images: int,
+    pairs: int,
+    score: float | None,
+    durations: dict[str, float],
+) -> TrainingResult:
+    epochs = [EpochResult(epoch=e.epoch, sample_urls=[a.url for a in e.assets if a.url]) for e in model.epochs]
+    return TrainingResult(
+        model_id=model.id,
+        name=model.name or "",
+        training_type=ttype.id,
+        family=ttype.family,
+        status=model.status,
+        idempotency_key=key,
+        reused=reused,
+        job_id=job_id or model.job_id,
+        creative_units_cost=cost,
+        images=images,
+        pairs=pairs,
+        epochs=epochs,
+        sample_image_urls=next((e.sample_urls for e in reversed(epochs) if e.sample_urls), []),
+        dataset_score=score,
+        durations={k: round(v, 3) for k, v in durations.items()},
+    )
+
+
+async def _run(
+    *,
+    credentials_arg: ScenarioCredentials | str | None,
+    name: str,
+    ttype: TrainingType,
+    params: TrainingParameters,
+    images: list[PreparedImage] | None,
+    pairs: list[PreparedPair] | None,
+    key: str,
+    wait: bool,
+    timeout_seconds: float,
+    force: bool,
+    min_dataset_score: float | None,
+    upload_concurrency: int,
+    poll_policy: PollPolicy,
+    durations: dict[str, float],
+) -> TrainingResult:
+    logger = get_run_logger()
+    credentials = resolve_credentials(credentials_arg)
+    clock = time.monotonic
+    n_images, n_pairs = len(images or []), len(pairs or [])
+
+    started = clock()
+    model, created = await create_model(credentials, name, ttype.id, key)
+    if created:
+        emit_training_event(EVENT_CREATED, model, {"idempotencyKey": key})
+        logger.info("created model %s (%s) for run key %s", model.id, ttype.id, key)
+    else:
+        logger.info("continuing model %s (status %s) for run key %s", model.id, model.status, key)
+    await _remember_model(credentials, credentials_arg, model.id)
+    durations["create"] = clock() - started
+
+    def result(final: Model, **kw: Any) -> TrainingResult:
+        durations["total"] = sum(v for k, v in durations.items() if k != "total")
+        options: dict[str, Any] = {
+            "ttype": ttype,
+            "key": key,
+            "images": n_images,
+            "pairs": n_pairs,
+            "durations": durations,
+            "reused": False,
+            "job_id": None,
+            "cost": None,
+            "score": None,
+        }
+        return _result(final, **{**options, **kw})
+
+    if model.status == "trained" and not force:
+        logger.info("model %s already trained on this dataset: returning it without training", model.id)
+        return result(model, reused=True)
+
+    job_id: str | None = None
+    cost: float | None = None
+    score: float | None = None
+    if model.status != "training":
+        started = clock()
+        if pairs is not None:
+            await set_training_pairs(credentials, model.id, pairs, upload_concurrency)
+        else:
+            await upload_training_images(credentials, model.id, images or [], upload_concurrency)
+        durations["upload"] = clock() - started
+
+        started = clock()
+        score = (await check_dataset_score(credentials, model.id, min_dataset_score)).score
+        durations["score"] = clock() - started
+
+        started = clock()
+        previous_job = None if created else model.job_id
+        answer = await trigger_training(credentials, model.id, params, previous_job)
+        durations["trigger"] = clock() - started
+        job_id = answer.job.job_id if answer.job else answer.model.job_id
+        cost = answer.creative_units_cost
+        if answer.job is not None:
+            emit_training_event(EVENT_STARTED, answer.model, {"jobId": job_id, "creativeUnitsCost": cost})
+            logger.info("training started: job %s, %s creative units", job_id, cost)
+
+    if not wait:
+        return result(model, job_id=job_id, cost=cost, score=score)
+    started = clock()
+    try:
+        final = await wait_for_training(credentials, model.id, timeout_seconds, True, poll_policy)
+    finally:
+        durations["wait"] = clock() - started
+    await publish_summary(final, key=artifact_key("scenario-model", name), parameters=params.to_wire(), cost=cost)
+    logger.info("model %s is %s", final.id, final.status)
+    return result(final, job_id=job_id, cost=cost, score=score)
+
+
+def _check_common(
+    training_type: str, parameters: TrainingParameters | dict[str, Any] | None, timeout_seconds: float, concurrency: int
+) -> tuple[TrainingType, TrainingParameters]:
+    ttype = get_training_type(training_type)
+    params = validate_parameters(ttype, parameters)
+    if timeout_seconds <= 0:
+        raise ConfigurationError(f"timeout_seconds must be positive, got {timeout_seconds}")
+    if concurrency < 1:
+        raise ConfigurationError(f"upload_concurrency must be at least 1, got {concurrency}")
+    return ttype, params
+
+
+@flow(name="train-lora", flow_run_name="train-lora-{name}", on_cancellation=[_cancel_remote_training])
+async def train_lora(
+    name: str,
+    training_type: str,
+    images: list[ImageSource],
+    credentials: ScenarioCredentials | str | None = None,
+    parameters: TrainingParameters | dict[str, Any] | None = None,
+    wait: bool = True,
+    timeout_seconds: float = 4 * 3600,
+    idempotency_key: str | None = None,
+    force: bool = False,
+    min_dataset_score: float | None = None,
+    upload_concurrency: int = 4,
+    aws_credentials: Any = None,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+) -> TrainingResult:
+    """Train a standard LoRA: create the model, upload the images, train, wait.
+
+    Everything is checked before the first request: the type, the parameters, the
+    number of images, and every image (readable PNG/JPEG/WebP, extension matching
+    the content, not empty or oversized, no exact duplicates).
+
+    Args:
+        name: the model name (also the flow run name, ``train-lora-{name}``).
+        training_type: a standard LoRA type, e.g. ``flux.2-dev-lora``.
+        images: local paths, bytes, ``s3://bucket/key`` URIs or existing ``asset_…`` ids.
+        credentials: a ``ScenarioCredentials`` block, a block name, or None for the
+            ``SCENARIO_*`` environment variables.
+        parameters: training parameters (wire or snake_case names).
+        wait: wait for the training to end (else return once it started).
+        timeout_seconds: how long to wait; on timeout the remote training is cancelled.
+        idempotency_key: the run's key; derived from name, type, image hashes and
+            parameters when not given.
+        force: train again even if an identical dataset already trained.
+        min_dataset_score: refuse to train below this training-dataset score.
+        upload_concurrency: uploads in flight at once.
+        aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
+        poll_policy: the wait loop's poll delay bounds.
+
+    Returns:
+        The :class:`TrainingResult`.
+
+    Raises:
+        InvalidInputError: bad input, before any request.
+        TrainingFailed: the training failed (with the server's reason).
+        TrainingTimeout: it did not end in time (it was cancelled).
+        DatasetRejected: the dataset score was below ``min_dataset_score``.
+
+    Example:
+        ```python
+        from prefect_scenario import ScenarioCredentials, train_lora
+
+        result = train_lora(
+            name="hero-character",
+            training_type="flux.2-dev-lora",
+            images=["images/hero-01.png", "images/hero-02.png", "s3://studio/curated/hero/03.png"],
+            credentials=ScenarioCredentials.load("BLOCK_NAME"),
+        )
+        print(result.model_id, result.status)
+        ```
+    """
+    durations: dict[str, float] = {}
+    started = time.monotonic()
+    ttype, params = _check_common(training_type, parameters, timeout_seconds, upload_concurrency)
+    if ttype.edit:
+        raise _wrong_kind(ttype, "train_edit_lora with before/after pairs")
+    for warning in check_dataset_size(ttype, images=len(images)):
+        get_run_logger().warning(warning)
+    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+        prepared = await prepare_images(
+            images, aws_credentials=aws_credentials, workdir=Path(workdir), concurrency=upload_concurrency
+        )
+        durations["prepare"] = time.monotonic() - started
+        key = idempotency_key or derive_idempotency_key(
+            name=name, training_type=ttype.id, items=sorted(_image_identity(i) for i in prepared), parameters=params
+        )
+        return await _run(
+            credentials_arg=credentials,
+            name=name,
+            ttype=ttype,
+            params=params,
+            images=prepared,
+            pairs=None,
+            key=key,
+            wait=wait,
+            timeout_seconds=timeout_seconds,
+            force=force,
+            min_dataset_score=min_dataset_score,
+            upload_concurrency=upload_concurrency,
+            poll_policy=poll_policy,
+            durations=durations,
+        )
+
+
+def _wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
+    kind = "an edit" if ttype.edit else "a standard"
+    return InvalidTrainingTypeError(f"{ttype.id!r} is {kind} training type: use {use}")
+
+
+@flow(name="train-edit-lora", flow_run_name="train-edit-lora-{name}", on_cancellation=[_cancel_remote_training])
+async def train_edit_lora(
+    name: str,
+    training_type: str,
+    pairs: list[PairSource | dict[str, Any]],
+    credentials: ScenarioCredentials | str | None = None,
+    parameters: TrainingParameters | dict[str, Any] | None = None,
+    wait: bool = True,
+    timeout_seconds: float = 4 * 3600,
+    idempotency_key: str | None = None,
+    force: bool = False,
+    min_dataset_score: float | None = None,
+    upload_concurrency: int = 4,
+    aws_credentials: Any = None,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+) -> TrainingResult:
+    """Train an edit LoRA from before/after pairs, each with an instruction.
+
+    Args:
+        name: the model name (flow run ``train-edit-lora-{name}``).
+        training_type: an edit type, e.g. ``qwen-image-edit-2511-lora``.
+        pairs: ``(before, after, instruction)`` triples or mappings with those keys;
+            images as for :func:`train_lora`. At least 2.
+        credentials: as for :func:`train_lora`.
+        parameters: training parameters; ``sampleSourceImages`` must match ``samplePrompts``.
+        wait: wait for the training to end.
+        timeout_seconds: how long to wait; on timeout the remote training is cancelled.
+        idempotency_key: the run's key (derived from the pairs when not given).
+        force: train again even if identical pairs already trained.
+        min_dataset_score: refuse to train below this training-dataset score.
+        upload_concurrency: uploads in flight at once.
+        aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
+        poll_policy: the wait loop's poll delay bounds.
+
+    Returns:
+        The :class:`TrainingResult`.
+
+    Raises:
+        InvalidInputError: bad input, before any request.
+        TrainingFailed: the training failed.
+        TrainingTimeout: it did not end in time (it was cancelled).
+
+    Example:
+        ```python
+        from prefect_scenario import ScenarioCredentials, train_edit_lora
+
+        result = train_edit_lora(
+            name="snowy-backgrounds",
+            training_type="qwen-image-edit-2511-lora",
+            pairs=[
+                ("before/01.png", "after/01.png", "make the background a snowy forest"),
+                ("before/02.png", "after/02.png", "make the background a snowy forest"),
+            ],
+            credentials=ScenarioCredentials.load("BLOCK_NAME"),
+        )
+        ```
+    """
+    durations: dict[str, float] = {}
+    started = time.monotonic()
+    ttype, params = _check_common(training_type, parameters, timeout_seconds, upload_concurrency)
+    if not ttype.edit:
+        raise _wrong_kind(ttype, "train_lora with images")
+    check_dataset_size(ttype, pairs=len(pairs))
+    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+        prepared = await prepare_pairs(
+            pairs, aws_credentials=aws_credentials, workdir=Path(workdir), concurrency=upload_concurrency
+        )
+        durations["prepare"] = time.monotonic() - started
+        items = [[_image_identity(p.before), _image_identity(p.after), p.instruction] for p in prepared]
+        key = idempotency_key or derive_idempotency_key(
+            name=name, training_type=ttype.id, items=items, parameters=params
+        )
+        return await _run(
+            credentials_arg=credentials,
+            name=name,
+            ttype=ttype,
+            params=params,
+            images=None,
+            pairs=prepared,
+            key=key,
+            wait=wait,
+            timeout_seconds=timeout_seconds,
+            force=force,
+            min_dataset_score=min_dataset_score,
+            upload_concurrency=upload_concurrency,
+            poll_policy=poll_policy,
+            durations=durations,
+        )

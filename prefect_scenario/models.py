@@ -1,0 +1,207 @@
+"""Wire models: what the Scenario API sends back, as tolerant pydantic models.
+
+Every model accepts unknown fields (the API's full payload is unknown, see
+``shared/scenario-api.md`` §12) and both spellings the reference lists: the
+seed's ``draft`` status reads as ``new``, ``job.id`` as ``job.jobId``, and
+``creativeUnits.estimatedCreativeUnits`` as ``creativeUnitsCost``.
+
+Example:
+    >>> Model.model_validate({"id": "model_1", "status": "draft", "type": "flux.2-dev-lora"}).status
+    'new'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Asset",
+    "DatasetScore",
+    "Epoch",
+    "EpochAsset",
+    "Job",
+    "Model",
+    "ModelPage",
+    "PairsResult",
+    "TagsUpdate",
+    "TrainResult",
+    "TrainingImage",
+    "TrainingPair",
+    "TrainingProgress",
+]
+
+# `training-canceled` is terminal too: the seed's loop (trained/failed only) would never stop on it.
+TERMINAL_STATUSES = frozenset({"trained", "failed", "training-canceled"})
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class TrainingProgress(WireModel):
+    """``model.trainingProgress``: the stage, queue position and progress of a training."""
+
+    stage: str | None = None
+    position: float | None = None
+    progress: float | None = None
+    remaining_time_ms: float | None = Field(None, alias="remainingTimeMs")
+    started_at: float | None = Field(None, alias="startedAt")
+    updated_at: float | None = Field(None, alias="updatedAt")
+
+
+class TrainingImage(WireModel):
+    """A training image of a model; ``id`` is its asset id."""
+
+    id: str
+    name: str | None = None
+    download_url: str | None = Field(None, alias="downloadUrl")
+    created_at: str | None = Field(None, alias="createdAt")
+
+
+class TrainingPair(WireModel):
+    """A before/after pair of an edit model."""
+
+    source_id: str | None = Field(None, alias="sourceId")
+    target_id: str | None = Field(None, alias="targetId")
+    instruction: str | None = None
+
+
+class EpochAsset(WireModel):
+    asset_id: str | None = Field(None, alias="assetId")
+    url: str | None = None
+
+
+class Epoch(WireModel):
+    """One epoch of a trained model, with its sample images when sample prompts were given."""
+
+    epoch: str
+    assets: list[EpochAsset] = Field(default_factory=list)
+
+
+class Model(WireModel):
+    """A Scenario model (the LoRA being trained)."""
+
+    id: str
+    name: str | None = None
+    type: str | None = None
+    status: str = "new"
+    tags: list[str] = Field(default_factory=list)
+    training_images_number: int = Field(0, alias="trainingImagesNumber")
+    training_images: list[TrainingImage] = Field(default_factory=list, alias="trainingImages")
+    training_image_pairs: list[TrainingPair] = Field(default_factory=list, alias="trainingImagePairs")
+    training_progress: TrainingProgress | None = Field(None, alias="trainingProgress")
+    training_stats: dict[str, Any] | None = Field(None, alias="trainingStats")
+    parameters: dict[str, Any] | None = None
+    epochs: list[Epoch] = Field(default_factory=list)
+    job_id: str | None = Field(None, alias="jobId")
+    compliant_model_ids: list[str] = Field(default_factory=list, alias="compliantModelIds")
+    created_at: str | None = Field(None, alias="createdAt")
+    updated_at: str | None = Field(None, alias="updatedAt")
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _draft_is_new(cls, value: Any) -> Any:
+        # The product doc says "draft" where the SDK says "new": one pre-training state.
+        return "new" if value == "draft" else value
+
+    @field_validator("training_images_number", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        return int(value) if isinstance(value, float) else value
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def failure_reason(self) -> str | None:
+        """The server's reason for a failed training, where it gives one (not stated by the API)."""
+        extra = self.model_extra or {}
+        for key in ("trainingError", "error", "failureReason"):
+            if isinstance(extra.get(key), str):
+                return str(extra[key])
+        return None
+
+
+class ModelPage(WireModel):
+    models: list[Model] = Field(default_factory=list)
+    next_pagination_token: str | None = Field(None, alias="nextPaginationToken")
+
+
+class Job(WireModel):
+    """A job; the SDK says ``jobId``/``jobType``, the product doc ``id``/``type``."""
+
+    job_id: str = Field(validation_alias=AliasChoices("jobId", "id"))
+    job_type: str | None = Field(None, validation_alias=AliasChoices("jobType", "type"))
+    status: str | None = None
+    progress: float | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def error(self) -> str | None:
+        value = self.metadata.get("error")
+        return value if isinstance(value, str) else None
+
+
+class TrainResult(WireModel):
+    """The answer to a train trigger (or to a dry run, HTTP 269)."""
+
+    model: Model
+    job: Job | None = None
+    creative_units_cost: float | None = Field(None, alias="creativeUnitsCost")
+    creative_units_discount: float | None = Field(None, alias="creativeUnitsDiscount")
+    cost_details: dict[str, float] | None = Field(None, alias="costDetails")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _seed_cost_shape(cls, data: Any) -> Any:
+        # The product doc's shape: {"creativeUnits": {"estimatedCreativeUnits": 150}}.
+        if isinstance(data, dict) and data.get("creativeUnitsCost") is None:
+            units = data.get("creativeUnits")
+            if isinstance(units, dict) and units.get("estimatedCreativeUnits") is not None:
+                data = {**data, "creativeUnitsCost": units["estimatedCreativeUnits"]}
+        return data
+
+
+class Asset(WireModel):
+    """An uploaded asset (an image)."""
+
+    id: str
+    url: str | None = None
+    mime_type: str | None = Field(None, alias="mimeType")
+    status: str | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class PairsResult(WireModel):
+    count: int
+    pairs: list[TrainingPair] = Field(default_factory=list)
+
+
+class TagsUpdate(WireModel):
+    added: list[str] = Field(default_factory=list)
+    deleted: list[str] = Field(default_factory=list)
+
+
+class AssetWarning(WireModel):
+    asset_id: str | None = Field(None, alias="assetId")
+    message: list[str] = Field(default_factory=list)
+
+
+class CoupleWarning(WireModel):
+    couple: list[str] = Field(default_factory=list)
+    message: list[str] = Field(default_factory=list)
+
+
+class DatasetScore(WireModel):
+    """``GET /models/{id}/scores/training-dataset``: a 0..1 score and its warnings."""
+
+    model_id: str | None = Field(None, alias="modelId")
+    score: float
+    status: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    assets_warnings: list[AssetWarning] = Field(default_factory=list, alias="assetsWarnings")
+    asset_couples_warnings: list[CoupleWarning] = Field(default_factory=list, alias="assetCouplesWarnings")

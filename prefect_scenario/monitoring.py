@@ -1,0 +1,236 @@
+"""What a training shows in the Prefect UI: events, artifacts and their (pure) contents.
+
+Events use the model as their resource (``scenario.model.<id>``), so an
+automation can react to ``scenario.training.completed`` for one LoRA or for all.
+
+Example:
+    >>> model_resource("model_1", name="Hero")["prefect.resource.id"]
+    'scenario.model.model_1'
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.events import emit_event
+
+from prefect_scenario.catalog import get_training_type
+from prefect_scenario.models import DatasetScore, Model, TrainingProgress
+
+__all__ = [
+    "EVENT_CANCELED",
+    "EVENT_COMPLETED",
+    "EVENT_CREATED",
+    "EVENT_FAILED",
+    "EVENT_PROGRESS",
+    "EVENT_STARTED",
+    "ProgressReporter",
+    "add_progress_listener",
+    "artifact_key",
+    "dataset_score_rows",
+    "emit_training_event",
+    "model_resource",
+    "progress_percent",
+    "summary_markdown",
+]
+
+EVENT_CREATED = "scenario.model.created"
+EVENT_STARTED = "scenario.training.started"
+EVENT_PROGRESS = "scenario.training.progress"
+EVENT_COMPLETED = "scenario.training.completed"
+EVENT_FAILED = "scenario.training.failed"
+EVENT_CANCELED = "scenario.training.canceled"
+
+_log = logging.getLogger(__name__)
+
+
+def model_resource(model_id: str, *, name: str | None = None, training_type: str | None = None) -> dict[str, str]:
+    """The event resource for a Scenario model."""
+    resource = {"prefect.resource.id": f"scenario.model.{model_id}", "prefect.resource.name": name or model_id}
+    if training_type:
+        resource["scenario.training-type"] = training_type
+    return resource
+
+
+def emit_training_event(event: str, model: Model, payload: Mapping[str, Any] | None = None) -> None:
+    """Emit ``event`` about ``model``; monitoring never breaks a training."""
+    try:
+        emit_event(
+            event=event,
+            resource=model_resource(model.id, name=model.name, training_type=model.type),
+            payload={"status": model.status, **(payload or {})},
+        )
+    except Exception as exc:
+        _log.warning("could not emit %s for %s: %s", event, model.id, type(exc).__name__)
+
+
+def artifact_key(prefix: str, name: str) -> str:
+    """An artifact key (lowercase letters, digits and dashes only)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{name}".lower()).strip("-")
+    return slug[:100] or prefix
+
+
+def progress_percent(status: str, progress: TrainingProgress | None) -> float:
+    """0–100 for the progress artifact: queueing and starting count as 0–5 %."""
+    if status == "trained":
+        return 100.0
+    if progress is None:
+        return 0.0
+    if progress.stage == "running-train" and progress.progress is not None:
+        return round(5.0 + 95.0 * max(0.0, min(1.0, progress.progress)), 1)
+    if progress.stage == "starting-train":
+        return 5.0
+    return 0.0
+
+
+def describe_progress(status: str, progress: TrainingProgress | None) -> str:
+    """One line for the artifact description and the logs."""
+    if progress is None or status != "training":
+        return status
+    parts = [progress.stage or "training"]
+    if progress.stage == "queued-for-train" and progress.position is not None:
+        parts.append(f"{int(progress.position)} ahead in the queue")
+    if progress.progress is not None and progress.stage == "running-train":
+        parts.append(f"{100 * progress.progress:.0f}%")
+    if progress.remaining_time_ms:
+        parts.append(f"~{progress.remaining_time_ms / 1000:.0f}s left")
+    return ", ".join(parts)
+
+
+ProgressListener = Callable[[Model], None]
+_LISTENERS: list[ProgressListener] = []
+
+
+def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
+    """Call ``listener`` with every model update a wait loop sees (the CLI's progress bar).
+
+    Returns:
+        A function that removes the listener.
+    """
+    _LISTENERS.append(listener)
+    return lambda: _LISTENERS.remove(listener)
+
+
+class ProgressReporter:
+    """Keeps a progress artifact and progress events in step with a training.
+
+    Events are sent on a stage change and at most once per 10 % of progress,
+    so a long training does not flood the event stream.
+    """
+
+    def __init__(self, *, key: str) -> None:
+        self.model: Model | None = None
+        self.key = key
+        self._artifact: UUID | None = None
+        self._last_stage: str | None = None
+        self._last_decile = -1
+
+    async def update(self, model: Model) -> None:
+        self.model = model
+        for listener in list(_LISTENERS):
+            listener(model)
+        progress = model.training_progress
+        percent = progress_percent(model.status, progress)
+        description = f"{model.name or model.id}: {describe_progress(model.status, progress)}"
+        try:
+            if self._artifact is None:
+                self._artifact = await acreate_progress_artifact(percent, key=self.key, description=description)
+            else:
+                await aupdate_progress_artifact(self._artifact, percent, description=description)
+        except Exception as exc:
+            _log.debug("progress artifact not updated: %s", type(exc).__name__)
+        stage = progress.stage if progress else model.status
+        decile = int(percent // 10)
+        if model.status == "training" and (stage != self._last_stage or decile > self._last_decile):
+            emit_training_event(
+                EVENT_PROGRESS,
+                model,
+                {
+                    "stage": stage,
+                    "percent": percent,
+                    "position": progress.position if progress else None,
+                    "remainingTimeMs": progress.remaining_time_ms if progress else None,
+                },
+            )
+        self._last_stage, self._last_decile = stage, max(decile, self._last_decile)
+
+
+def dataset_score_rows(score: DatasetScore) -> list[dict[str, str]]:
+    """Rows of the dataset-score table artifact: one per warning."""
+    rows = [
+        {"asset": warning.asset_id or "", "other asset": "", "warning": "; ".join(warning.message)}
+        for warning in score.assets_warnings
+    ]
+    rows += [
+        {
+            "asset": warning.couple[0] if warning.couple else "",
+            "other asset": warning.couple[1] if len(warning.couple) > 1 else "",
+            "warning": "; ".join(warning.message),
+        }
+        for warning in score.asset_couples_warnings
+    ]
+    return rows or [{"asset": "", "other asset": "", "warning": "no warnings"}]
+
+
+async def publish_dataset_score(score: DatasetScore, *, key: str) -> None:
+    """The dataset score and its warnings as a table artifact."""
+    try:
+        await acreate_table_artifact(
+            dataset_score_rows(score),
+            key=key,
+            description=f"Training-dataset score {score.score:.2f} ({score.status or 'unknown'})",
+        )
+    except Exception as exc:
+        _log.debug("dataset score artifact not created: %s", type(exc).__name__)
+
+
+def summary_markdown(model: Model, *, parameters: Mapping[str, Any], cost: float | None) -> str:
+    """The trained model's summary: type, family, compatibility, parameters, epochs, cost."""
+    lines = [f"# {model.name or model.id}", "", "| | |", "|---|---|"]
+    lines.append(f"| Model | `{model.id}` |")
+    lines.append(f"| Status | {model.status} |")
+    if model.type:
+        try:
+            ttype = get_training_type(model.type)
+            lines.append(f"| Training type | `{ttype.id}` ({ttype.label}) |")
+            lines.append(f"| Family | {ttype.family} |")
+            lines.append(f"| Works with | {', '.join(ttype.compatible_inference_models)} |")
+            if ttype.default_inference_steps:
+                lines.append(f"| Default inference steps | {ttype.default_inference_steps} |")
+        except ValueError:
+            lines.append(f"| Training type | `{model.type}` |")
+    lines.append(f"| Training images | {model.training_images_number} |")
+    if cost is not None:
+        lines.append(f"| Cost | {cost:g} creative units |")
+    safe = {k: v for k, v in parameters.items() if k != "wandbKey"}
+    if safe:
+        lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]
+        lines += [f"| `{k}` | {v} |" for k, v in sorted(safe.items())]
+    if model.epochs:
+        lines += ["", "## Epochs", ""]
+        for epoch in model.epochs:
+            samples = " ".join(f"![sample]({a.url})" for a in epoch.assets if a.url)
+            lines.append(f"- epoch {epoch.epoch} {samples}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+async def publish_summary(model: Model, *, key: str, parameters: Mapping[str, Any], cost: float | None) -> None:
+    """The summary as a markdown artifact."""
+    try:
+        await acreate_markdown_artifact(
+            summary_markdown(model, parameters=parameters, cost=cost),
+            key=key,
+            description=f"Scenario model {model.id}",
+        )
+    except Exception as exc:
+        _log.debug("summary artifact not created: %s", type(exc).__name__)

@@ -1,0 +1,494 @@
+"""Prefect tasks: one per step of a Scenario training, each safe to retry.
+
+Retries are Prefect task retries (visible in the UI), only for transient
+failures (:func:`prefect_scenario.retries.is_transient`), with exponential
+backoff and jitter, and a rate-limited attempt first waits the ``Retry-After``
+the API asked for. A step that creates something (a model, an image, a
+training) first looks for what an earlier attempt may already have done, so a
+retry after a lost answer never creates it twice:
+
+- :func:`create_model` finds the model by its idempotency tag, or adopts the
+  untagged model an interrupted attempt left behind, before creating one;
+- :func:`upload_training_images` skips images whose content hash is already on
+  the model and removes any duplicate a lost answer produced;
+- :func:`trigger_training` does not trigger a model that is already training
+  or whose training job changed since the flow looked.
+
+Example:
+    >>> from prefect import flow
+    >>> from prefect_scenario import ScenarioCredentials
+    >>> from prefect_scenario.tasks import get_model
+    >>> @flow
+    ... async def status(model_id: str) -> str:
+    ...     model = await get_model(ScenarioCredentials.load("BLOCK_NAME"), model_id)
+    ...     return model.status
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from prefect import Task, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.tasks import exponential_backoff
+
+from prefect_scenario.blocks import ScenarioCredentials
+from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.client import MAX_BATCH_ASSET_IDS, ScenarioClient
+from prefect_scenario.exceptions import (
+    ConflictError,
+    DatasetRejected,
+    RateLimitError,
+    TrainingCanceled,
+    TrainingFailed,
+    TrainingTimeout,
+)
+from prefect_scenario.images import PreparedImage, PreparedPair, hash_from_wire_name
+from prefect_scenario.models import DatasetScore, Model, TrainingImage, TrainResult
+from prefect_scenario.monitoring import (
+    EVENT_CANCELED,
+    EVENT_COMPLETED,
+    EVENT_FAILED,
+    ProgressReporter,
+    artifact_key,
+    describe_progress,
+    emit_training_event,
+    publish_dataset_score,
+)
+from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
+from prefect_scenario.retries import MAX_RETRY_AFTER, is_transient
+
+__all__ = [
+    "IDEMPOTENCY_TAG_PREFIX",
+    "cancel_training",
+    "check_dataset_score",
+    "create_model",
+    "get_model",
+    "retry_if_transient",
+    "set_training_pairs",
+    "trigger_training",
+    "upload_training_images",
+    "wait_for_training",
+]
+
+IDEMPOTENCY_TAG_PREFIX = "psc-"
+T = TypeVar("T")
+
+# Task retry delays are fixed when a task is defined; tests shrink them with this
+# variable instead of sleeping through real backoffs.
+_DELAY_SCALE = float(os.environ.get("PREFECT_SCENARIO_RETRY_DELAY_SCALE", "1"))
+_RETRIES = 5
+
+
+def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """``retry_condition_fn``: retry 429, 5xx, timeouts and dropped connections only."""
+    # `_sync=True`: the hook is sync, but `State.result` dispatches to its async twin in a loop.
+    outcome = state.result(raise_on_failure=False, _sync=True)  # type: ignore[call-overload]
+    return isinstance(outcome, BaseException) and is_transient(outcome)
+
+
+RETRY_OPTIONS: dict[str, Any] = {
+    "retries": _RETRIES,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=1.0 * _DELAY_SCALE)(_RETRIES),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_if_transient,
+    # Idempotency is ours (tags, content hashes), not a cache's: every run talks to the API.
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
+
+
+async def _honour_retry_after(call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call``; on a 429, wait what the API asked for before the task's retry."""
+    try:
+        return await call()
+    except RateLimitError as exc:
+        if exc.retry_after and 0 < exc.retry_after <= MAX_RETRY_AFTER:
+            await asyncio.sleep(exc.retry_after)
+        raise
+
+
+def idempotency_tag(key: str) -> str:
+    """The model tag that records a run's idempotency key."""
+    return f"{IDEMPOTENCY_TAG_PREFIX}{key}"
+
+
+# -- create ------------------------------------------------------------------------
+
+
+@task(name="create-model", task_run_name="create-model-{name}", **RETRY_OPTIONS)
+async def create_model(
+    credentials: ScenarioCredentials, name: str, training_type: str, idempotency_key: str
+) -> tuple[Model, bool]:
+    """Find the model of this run, or create it; returns ``(model, created)``.
+
+    Looks first for a model tagged with the idempotency key, then for the model an
+    interrupted attempt created but did not tag (same name and type, status ``new``,
+    no images, no idempotency tag), and only then creates one.
+
+    Args:
+        credentials: the Scenario credentials block.
+        name: the model name.
+        training_type: a LoRA training type (see :mod:`prefect_scenario.catalog`).
+        idempotency_key: the run's key, recorded as the tag ``psc-<key>``.
+
+    Returns:
+        The model and whether this call created it.
+    """
+    tag = idempotency_tag(idempotency_key)
+    async with credentials.get_client() as client:
+
+        async def run() -> tuple[Model, bool]:
+            found = await find_run_model(client, tag=tag, name=name, training_type=training_type)
+            if found is not None:
+                if tag not in found.tags:
+                    await client.update_tags(found.id, add=[tag])
+                    found = found.model_copy(update={"tags": [*found.tags, tag]})
+                return found, False
+            model = await client.create_model(name=name, training_type=training_type)
+            await client.update_tags(model.id, add=[tag])
+            return model.model_copy(update={"tags": [*model.tags, tag]}), True
+
+        return await _honour_retry_after(run)
+
+
+async def find_run_model(client: ScenarioClient, *, tag: str, name: str, training_type: str) -> Model | None:
+    """The model tagged ``tag``, else an untagged orphan of an interrupted create."""
+    tagged: list[Model] = []
+    orphans: list[Model] = []
+    async for model in client.list_models():
+        if tag in model.tags:
+            tagged.append(model)
+        elif (
+            model.name == name
+            and model.type == training_type
+            and model.status == "new"
+            and model.training_images_number == 0
+            and not any(t.startswith(IDEMPOTENCY_TAG_PREFIX) for t in model.tags)
+        ):
+            orphans.append(model)
+    # Oldest first: if two ever exist, keep using the one the first attempt made.
+    for group in (tagged, orphans):
+        if group:
+            return sorted(group, key=lambda m: m.created_at or "")[0]
+    return None
+
+
+# -- images --------------------------------------------------------------------------
+
+
+async def _current_images(client: ScenarioClient, model_id: str) -> list[TrainingImage]:
+    models = await client.get_models_bulk([model_id], all_training_images=True)
+    return models[0].training_images if models else (await client.get_model(model_id)).training_images
+
+
+async def _upload_missing(
+    client: ScenarioClient, model_id: str, images: Sequence[PreparedImage], concurrency: int
+) -> dict[str, str]:
+    """Upload what is not on the model yet; return content/asset identity → training image id."""
+    existing = await _current_images(client, model_id)
+    on_model: dict[str, str] = {}
+    for image in existing:
+        identity = hash_from_wire_name(image.name) or image.id
+        on_model.setdefault(identity, image.id)
+    missing_files = [i for i in images if i.sha256 and i.sha256[:16] not in on_model]
+    missing_assets = [i.asset_id for i in images if i.asset_id and i.asset_id not in on_model]
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    async def add(image: PreparedImage) -> None:
+        async with limit:
+            data = await asyncio.to_thread(image.read)
+            added = await client.add_training_image(
+                model_id, name=image.wire_name, data=data, mime_type=image.mime_type or "image/png"
+            )
+            del data
+            assert image.sha256 is not None
+            on_model[image.sha256[:16]] = added.id
+
+    async def add_batch(asset_ids: list[str]) -> None:
+        async with limit:
+            added = await client.add_training_image_assets(model_id, asset_ids)
+            for asset_id, image in zip(asset_ids, added, strict=False):
+                on_model[asset_id] = image.id
+
+    batches = [missing_assets[i : i + MAX_BATCH_ASSET_IDS] for i in range(0, len(missing_assets), MAX_BATCH_ASSET_IDS)]
+    results = await asyncio.gather(
+        *(add(i) for i in missing_files), *(add_batch(b) for b in batches), return_exceptions=True
+    )
+    # Let every upload in flight settle before failing, so a retry re-reads a stable model.
+    errors = [r for r in results if isinstance(r, BaseException)]
+    if errors:
+        raise errors[0]
+    return on_model
+
+
+async def _remove_duplicates(client: ScenarioClient, model_id: str) -> int:
+    """Delete the second copy of any image (a lost answer to an add that did happen)."""
+    seen: set[str] = set()
+    removed = 0
+    for image in await _current_images(client, model_id):
+        identity = hash_from_wire_name(image.name)
+        if identity is None:
+            continue
+        if identity in seen:
+            await client.delete_training_image(model_id, image.id)
+            removed += 1
+        seen.add(identity)
+    return removed
+
+
+@task(name="upload-training-images", task_run_name="upload-training-images-{model_id}", **RETRY_OPTIONS)
+async def upload_training_images(
+    credentials: ScenarioCredentials, model_id: str, images: list[PreparedImage], concurrency: int = 4
+) -> list[str]:
+    """Add the images to the model, each exactly once, ``concurrency`` at a time.
+
+    Images already on the model (recognised by the content hash in their name) are
+    skipped; existing asset ids are added in batches of up to 10.
+
+    Returns:
+        The training image ids, in the order of ``images``.
+    """
+    logger = get_run_logger()
+    async with credentials.get_client() as client:
+        started = time.monotonic()
+        on_model = await _honour_retry_after(lambda: _upload_missing(client, model_id, images, concurrency))
+        removed = await _remove_duplicates(client, model_id)
+        if removed:
+            logger.warning("removed %d duplicate training image(s) left by a lost answer", removed)
+        logger.info("%d training images on %s (%.1fs)", len(images), model_id, time.monotonic() - started)
+        return [on_model[i.sha256[:16] if i.sha256 else str(i.asset_id)] for i in images]
+
+
+@task(name="set-training-pairs", task_run_name="set-training-pairs-{model_id}", **RETRY_OPTIONS)
+async def set_training_pairs(
+    credentials: ScenarioCredentials, model_id: str, pairs: list[PreparedPair], concurrency: int = 4
+) -> int:
+    """Upload the before/after images as training assets, then set the model's pairs.
+
+    Setting pairs replaces them all, so a retry is harmless.
+
+    Returns:
+        The number of pairs on the model.
+    """
+    images: dict[str, PreparedImage] = {}
+    for pair in pairs:
+        for image in (pair.before, pair.after):
+            images.setdefault(image.sha256 or str(image.asset_id), image)
+    async with credentials.get_client() as client:
+        on_model = await _honour_retry_after(
+            lambda: _upload_missing(client, model_id, list(images.values()), concurrency)
+        )
+        await _remove_duplicates(client, model_id)
+
+        def asset(image: PreparedImage) -> str:
+            return on_model[image.sha256[:16] if image.sha256 else str(image.asset_id)]
+
+        body = [{"sourceId": asset(p.before), "targetId": asset(p.after), "instruction": p.instruction} for p in pairs]
+        result = await _honour_retry_after(lambda: client.set_training_pairs(model_id, body))
+        return result.count
+
+
+# -- quality gate ----------------------------------------------------------------------
+
+
+@task(name="check-dataset-score", task_run_name="check-dataset-score-{model_id}", **RETRY_OPTIONS)
+async def check_dataset_score(
+    credentials: ScenarioCredentials, model_id: str, min_score: float | None = None
+) -> DatasetScore:
+    """Read the training-dataset score, show its warnings, refuse to train below ``min_score``.
+
+    Raises:
+        DatasetRejected: the score is below ``min_score`` (nothing was spent).
+    """
+    async with credentials.get_client() as client:
+        score = await _honour_retry_after(lambda: client.get_dataset_score(model_id))
+    await publish_dataset_score(score, key=artifact_key("scenario-dataset-score", model_id))
+    warnings = len(score.assets_warnings) + len(score.asset_couples_warnings)
+    get_run_logger().info("dataset score %.2f (%s), %d warning(s)", score.score, score.status, warnings)
+    if min_score is not None and score.score < min_score:
+        raise DatasetRejected(
+            f"dataset score {score.score:.2f} is below the required {min_score:.2f}; see the dataset-score artifact",
+            model_id=model_id,
+            score=score.score,
+            min_score=min_score,
+        )
+    return score
+
+
+# -- train ---------------------------------------------------------------------------------
+
+
+@task(name="trigger-training", task_run_name="trigger-training-{model_id}", **RETRY_OPTIONS)
+async def trigger_training(
+    credentials: ScenarioCredentials,
+    model_id: str,
+    parameters: TrainingParameters | None = None,
+    previous_job_id: str | None = None,
+) -> TrainResult:
+    """Start the training, unless an earlier attempt already did (paid: never twice).
+
+    Args:
+        credentials: the Scenario credentials block.
+        model_id: the model to train.
+        parameters: the training parameters.
+        previous_job_id: the model's ``jobId`` before this run; a different one means
+            a lost answer did start our training.
+
+    Returns:
+        The train answer (for an already-started training: the model, no job, no cost).
+    """
+    logger = get_run_logger()
+    async with credentials.get_client() as client:
+
+        async def run() -> TrainResult:
+            model = await client.get_model(model_id)
+            if model.status == "training" or (model.job_id and model.job_id != previous_job_id):
+                logger.info("training of %s already started (job %s): not triggering again", model_id, model.job_id)
+                return TrainResult(model=model)
+            try:
+                return await client.train(model_id, parameters)
+            except ConflictError:
+                # 409: the model is training already (a concurrent or lost trigger).
+                model = await client.get_model(model_id)
+                if model.status == "training":
+                    return TrainResult(model=model)
+                raise
+
+        return await _honour_retry_after(run)
+
+
+@task(name="get-model", task_run_name="get-model-{model_id}", **RETRY_OPTIONS)
+async def get_model(credentials: ScenarioCredentials, model_id: str) -> Model:
+    """The model as the API has it now."""
+    async with credentials.get_client() as client:
+        return await _honour_retry_after(lambda: client.get_model(model_id))
+
+
+@task(name="cancel-training", task_run_name="cancel-training-{model_id}", **RETRY_OPTIONS)
+async def cancel_training(credentials: ScenarioCredentials, model_id: str) -> Model:
+    """Cancel the model's training (cancelling twice changes nothing)."""
+    async with credentials.get_client() as client:
+        model = await _honour_retry_after(lambda: client.get_model(model_id))
+        if model.status != "training":
+            return model
+        return await _honour_retry_after(lambda: client.cancel_training(model_id))
+
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def wait_until_terminal(
+    client: ScenarioClient,
+    model_id: str,
+    *,
+    timeout_seconds: float,
+    policy: PollPolicy = DEFAULT_POLICY,
+    on_update: Callable[[Model], Awaitable[None]] | None = None,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+    log: Callable[[str], None] | None = None,
+) -> Model:
+    """Poll ``model_id`` until it is trained, failed or canceled, or the deadline passes.
+
+    Transient API failures do not end the wait: an outage shorter than the
+    deadline costs only a late answer. The deadline is on ``clock`` (monotonic).
+
+    Raises:
+        TrainingTimeout: the deadline passed (the caller decides whether to cancel).
+    """
+    deadline = clock() + timeout_seconds
+    last_line = ""
+    failures = 0
+    while True:
+        try:
+            model = await client.get_model(model_id)
+            failures = 0
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            failures += 1
+            remaining = deadline - clock()
+            if remaining <= 0:
+                raise TrainingTimeout(
+                    f"{model_id} did not finish within {timeout_seconds:g}s",
+                    model_id=model_id,
+                    waited_seconds=timeout_seconds,
+                ) from None
+            await sleep(min(remaining, policy.unknown * min(failures, 6)))
+            continue
+        if on_update is not None:
+            await on_update(model)
+        line = describe_progress(model.status, model.training_progress)
+        if log is not None and line != last_line:
+            log(f"{model_id}: {line}")
+            last_line = line
+        if model.is_terminal:
+            return model
+        remaining = deadline - clock()
+        if remaining <= 0:
+            raise TrainingTimeout(
+                f"{model_id} did not finish within {timeout_seconds:g}s",
+                model_id=model_id,
+                waited_seconds=timeout_seconds,
+            )
+        await sleep(next_poll_delay(model.status, model.training_progress, policy, remaining=remaining))
+
+
+@task(
+    name="wait-for-training", task_run_name="wait-for-training-{model_id}", cache_policy=NO_CACHE, persist_result=False
+)
+async def wait_for_training(
+    credentials: ScenarioCredentials,
+    model_id: str,
+    timeout_seconds: float = 4 * 3600,
+    cancel_on_timeout: bool = True,
+    policy: PollPolicy = DEFAULT_POLICY,
+) -> Model:
+    """Wait for the training to end, with a progress artifact and events on the way.
+
+    Raises:
+        TrainingFailed: the training ended ``failed`` (with the server's reason).
+        TrainingCanceled: it ended ``training-canceled``.
+        TrainingTimeout: not finished in ``timeout_seconds``; the remote training is cancelled.
+    """
+    logger = get_run_logger()
+    async with credentials.get_client() as client:
+        reporter = ProgressReporter(key=artifact_key("scenario-training", model_id))
+        try:
+            model = await wait_until_terminal(
+                client,
+                model_id,
+                timeout_seconds=timeout_seconds,
+                policy=policy,
+                on_update=reporter.update,
+                log=logger.info,
+            )
+        except TrainingTimeout:
+            if cancel_on_timeout:
+                logger.warning("timed out: cancelling the training of %s", model_id)
+                canceled = await client.cancel_training(model_id)
+                emit_training_event(EVENT_CANCELED, canceled, {"reason": "timeout"})
+            raise
+        if model.status == "trained":
+            emit_training_event(EVENT_COMPLETED, model, {"epochs": len(model.epochs)})
+            return model
+        if model.status == "failed":
+            reason = model.failure_reason
+            if reason is None and model.job_id:
+                try:
+                    reason = (await client.get_job(model.job_id)).error
+                except Exception:
+                    reason = None
+            emit_training_event(EVENT_FAILED, model, {"reason": reason})
+            raise TrainingFailed(
+                f"training of {model_id} failed: {reason or 'no reason given'}", model_id=model_id, reason=reason
+            )
+        emit_training_event(EVENT_CANCELED, model)
+        raise TrainingCanceled(f"training of {model_id} was canceled", model_id=model_id)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import pytest
+
+from prefect_scenario import exceptions as exc
+from prefect_scenario import retries
+from prefect_scenario.models import Model, TrainingProgress, TrainResult
+from prefect_scenario.polling import PollPolicy, is_terminal, next_poll_delay
+
+P = PollPolicy()
+
+
+@pytest.mark.parametrize(
+    ("status", "progress", "expected"),
+    [
+        pytest.param("trained", None, P.minimum, id="terminal-needs-no-wait"),
+        pytest.param("new", None, P.starting, id="just-triggered"),
+        pytest.param("training", TrainingProgress(stage="queued-for-train", position=3), P.queued, id="queued"),
+        pytest.param("training", TrainingProgress(stage="queued-for-train", position=0), P.starting, id="queue-head"),
+        pytest.param("training", TrainingProgress(stage="starting-train"), P.starting, id="starting"),
+        pytest.param(
+            "training", TrainingProgress(stage="running-train", remainingTimeMs=600_000), 60.0, id="far-capped"
+        ),
+        pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=10_000), 5.0, id="half"),
+        pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=1_500), 0.5, id="margin"),
+        pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=800), 0.25, id="near-end"),
+        pytest.param("training", TrainingProgress(stage="running-train", progress=0.97), 0.25, id="progress-only"),
+        pytest.param("weird", None, P.unknown, id="unknown-status"),
+    ],
+)
+def test_next_poll_delay(status: str, progress: TrainingProgress | None, expected: float) -> None:
+    assert next_poll_delay(status, progress) == pytest.approx(expected)
+
+
+def test_delay_never_passes_the_deadline() -> None:
+    assert next_poll_delay("training", TrainingProgress(stage="queued-for-train", position=5), remaining=1.5) == 1.5
+
+
+def test_polls_grow_with_the_log_of_the_training_time() -> None:
+    # Simulate a 600 s training: count polls until the end.
+    remaining, polls = 600.0, 0
+    while remaining > 0:
+        delay = next_poll_delay("training", TrainingProgress(stage="running-train", remainingTimeMs=remaining * 1000))
+        remaining -= delay
+        polls += 1
+    assert polls < 30  # a 1 s poller makes 600
+
+
+@pytest.mark.parametrize("status", ["trained", "failed", "training-canceled"])
+def test_terminal_statuses(status: str) -> None:
+    assert is_terminal(status)
+
+
+def test_wire_tolerance() -> None:
+    assert Model.model_validate({"id": "m", "status": "draft", "extra": 1}).status == "new"
+    seed = TrainResult.model_validate(
+        {
+            "model": {"id": "m"},
+            "job": {"id": "job_1", "type": "flux-model-training"},
+            "creativeUnits": {"estimatedCreativeUnits": 150},
+        }
+    )
+    assert seed.job is not None and seed.job.job_id == "job_1" and seed.creative_units_cost == 150
+    sdk = TrainResult.model_validate({"model": {"id": "m"}, "job": {"jobId": "job_2"}, "creativeUnitsCost": 7})
+    assert sdk.job is not None and sdk.job.job_id == "job_2" and sdk.creative_units_cost == 7
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (exc.ServerError("x", status_code=503), True),
+        (exc.RateLimitError("x", status_code=429), True),
+        (exc.ConflictError("x", status_code=409, should_retry=False), False),
+        (exc.BadRequestError("x", status_code=400, should_retry=True), True),
+        (exc.AuthenticationError("x", status_code=401), False),
+        (exc.APIConnectionError("x"), True),
+        (exc.APITimeoutError("x"), True),
+        (exc.InvalidParametersError("x"), False),
+        (ValueError("x"), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, Exception) else str(v),
+)
+def test_is_transient(error: Exception, transient: bool) -> None:
+    assert retries.is_transient(error) is transient
+
+
+def test_retry_delay() -> None:
+    assert retries.retry_delay(0, retry_after=3) == 3
+    assert retries.retry_delay(0, retry_after=120, jitter=1.0) == 0.5  # out of range: backoff
+    assert retries.retry_delay(10, jitter=1.0) == retries.MAX_DELAY
+    assert retries.parse_retry_after({"retry-after-ms": "250"}) == 0.25
+    assert retries.parse_retry_after({"retry-after": "2"}) == 2.0
+    assert retries.parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
+    assert retries.parse_should_retry({"x-should-retry": "false"}) is False
