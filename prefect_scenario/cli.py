@@ -170,7 +170,7 @@ def _train_edit(args: argparse.Namespace) -> int:
 async def _status(args: argparse.Namespace) -> int:
     from prefect_scenario.blocks import resolve_credentials
     from prefect_scenario.monitoring import describe_progress
-    from prefect_scenario.tasks import wait_until_terminal
+    from prefect_scenario.waiting import wait_until_terminal
 
     async with resolve_credentials(args.block).get_client() as client:
         if args.watch:

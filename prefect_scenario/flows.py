@@ -12,6 +12,7 @@ Cancelling the flow run cancels the remote training too.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import tempfile
@@ -34,7 +35,7 @@ from prefect_scenario.catalog import (
     get_training_type,
     validate_parameters,
 )
-from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError
+from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingFailed
 from prefect_scenario.images import ImageSource, PairSource, PreparedImage, PreparedPair, prepare_images, prepare_pairs
 from prefect_scenario.models import Model
 from prefect_scenario.monitoring import EVENT_CREATED, EVENT_STARTED, artifact_key, emit_training_event, publish_summary
@@ -46,9 +47,17 @@ from prefect_scenario.tasks import (
     trigger_training,
     upload_training_images,
     wait_for_training,
+    wait_for_trainings,
 )
 
-__all__ = ["EpochResult", "TrainingResult", "derive_idempotency_key", "train_edit_lora", "train_lora"]
+__all__ = [
+    "EpochResult",
+    "TrainingResult",
+    "derive_idempotency_key",
+    "train_edit_lora",
+    "train_lora",
+    "train_lora_fleet",
+]
 
 MODEL_TAG_PREFIX = "scenario-model:"
 CREDENTIALS_TAG_PREFIX = "scenario-credentials:"
@@ -466,3 +475,103 @@ async def train_edit_lora(
             poll_policy=poll_policy,
             durations=durations,
         )
+
+
+@flow(name="train-lora-fleet", flow_run_name="train-lora-fleet-{name}")
+async def train_lora_fleet(
+    jobs: list[dict[str, Any]],
+    credentials: ScenarioCredentials | str | None = None,
+    name: str = "fleet",
+    timeout_seconds: float = 4 * 3600,
+    upload_concurrency: int = 4,
+    aws_credentials: Any = None,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+    raise_on_failure: bool = True,
+) -> list[TrainingResult]:
+    """Train many standard LoRAs at once and wait for all of them with one bulk poller.
+
+    Every job is checked before the first request (type, parameters, dataset size);
+    then each runs as a ``train_lora`` subflow up to the trigger, and a single
+    ``wait-for-trainings`` task polls ``POST /models/get-bulk`` for all of them:
+    one request per polling cycle, not one per model.
+
+    Args:
+        jobs: ``train_lora`` arguments per model: ``name``, ``training_type``,
+            ``images`` and optionally ``parameters``, ``idempotency_key``, ``force``,
+            ``min_dataset_score``.
+        credentials: as for :func:`train_lora`.
+        name: the fleet's name (flow run ``train-lora-fleet-{name}``).
+        timeout_seconds: how long to wait for the whole fleet (then cancel the rest).
+        upload_concurrency: uploads in flight per model.
+        aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
+        poll_policy: the wait loop's poll delay bounds.
+        raise_on_failure: raise ``TrainingFailed`` once all ended if any failed.
+
+    Returns:
+        One :class:`TrainingResult` per job, in order.
+
+    Example:
+        ```python
+        from prefect_scenario import ScenarioCredentials
+        from prefect_scenario.flows import train_lora_fleet
+
+        train_lora_fleet(
+            jobs=[
+                {"name": "hero", "training_type": "flux.2-dev-lora", "images": ["hero/01.png", "hero/02.png"]},
+                {"name": "villain", "training_type": "zimage-lora", "images": ["villain/01.png"]},
+            ],
+            credentials=ScenarioCredentials.load("BLOCK_NAME"),
+        )
+        ```
+    """
+    allowed = {"name", "training_type", "images", "parameters", "idempotency_key", "force", "min_dataset_score"}
+    for number, job in enumerate(jobs, start=1):
+        unknown = sorted(set(job) - allowed)
+        if unknown or not {"name", "training_type", "images"} <= set(job):
+            raise ConfigurationError(
+                f"job #{number} needs name, training_type and images (and takes only {sorted(allowed)}); "
+                f"unknown: {unknown}"
+            )
+        ttype, _ = _check_common(job["training_type"], job.get("parameters"), timeout_seconds, upload_concurrency)
+        if ttype.edit:
+            raise _wrong_kind(ttype, "train_edit_lora with before/after pairs")
+        check_dataset_size(ttype, images=len(job["images"]))
+    resolved = resolve_credentials(credentials)
+    started = await asyncio.gather(
+        *(
+            train_lora(
+                **job,
+                credentials=resolved,
+                wait=False,
+                upload_concurrency=upload_concurrency,
+                aws_credentials=aws_credentials,
+            )
+            for job in jobs
+        )
+    )
+    pending = [r.model_id for r in started if r.status != "trained"]
+    final = await wait_for_trainings(resolved, pending, timeout_seconds, True, poll_policy, len(pending))
+    results = []
+    for result in started:
+        model = final.get(result.model_id)
+        if model is None:
+            results.append(result)
+            continue
+        epochs = [EpochResult(epoch=e.epoch, sample_urls=[a.url for a in e.assets if a.url]) for e in model.epochs]
+        results.append(
+            result.model_copy(
+                update={
+                    "status": model.status,
+                    "epochs": epochs,
+                    "sample_image_urls": next((e.sample_urls for e in reversed(epochs) if e.sample_urls), []),
+                }
+            )
+        )
+    failed = [r for r in results if r.status != "trained"]
+    if failed and raise_on_failure:
+        raise TrainingFailed(
+            f"{len(failed)} of {len(results)} trainings did not end trained: "
+            + ", ".join(f"{r.name} ({r.model_id}: {r.status})" for r in failed),
+            model_id=failed[0].model_id,
+        )
+    return results

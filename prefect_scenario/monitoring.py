@@ -34,6 +34,7 @@ __all__ = [
     "EVENT_FAILED",
     "EVENT_PROGRESS",
     "EVENT_STARTED",
+    "FleetReporter",
     "ProgressReporter",
     "add_progress_listener",
     "artifact_key",
@@ -163,6 +164,39 @@ class ProgressReporter:
                 },
             )
         self._last_stage, self._last_decile = stage, max(decile, self._last_decile)
+
+
+class FleetReporter:
+    """One progress artifact for many trainings, and each model's terminal event once."""
+
+    def __init__(self, model_ids: list[str], *, key: str) -> None:
+        self.key = key
+        self.models: dict[str, Model | None] = dict.fromkeys(model_ids)
+        self._artifact: UUID | None = None
+        self._announced: set[str] = set()
+
+    def pending(self) -> list[str]:
+        return [i for i, m in self.models.items() if m is None or not m.is_terminal]
+
+    async def update(self, model: Model) -> None:
+        self.models[model.id] = model
+        for listener in list(_LISTENERS):
+            listener(model)
+        if model.is_terminal and model.id not in self._announced:
+            self._announced.add(model.id)
+            event = {"trained": EVENT_COMPLETED, "failed": EVENT_FAILED}.get(model.status, EVENT_CANCELED)
+            emit_training_event(event, model, {"reason": model.failure_reason} if model.status == "failed" else None)
+        percents = [progress_percent(m.status, m.training_progress) if m else 0.0 for m in self.models.values()]
+        mean = sum(percents) / max(1, len(percents))
+        done = sum(1 for m in self.models.values() if m is not None and m.is_terminal)
+        description = f"{done}/{len(self.models)} trainings finished"
+        try:
+            if self._artifact is None:
+                self._artifact = await acreate_progress_artifact(mean, key=self.key, description=description)
+            else:
+                await aupdate_progress_artifact(self._artifact, mean, description=description)
+        except Exception as exc:
+            _log.debug("fleet progress artifact not updated: %s", type(exc).__name__)
 
 
 def dataset_score_rows(score: DatasetScore) -> list[dict[str, str]]:

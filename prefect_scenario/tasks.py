@@ -54,14 +54,15 @@ from prefect_scenario.monitoring import (
     EVENT_CANCELED,
     EVENT_COMPLETED,
     EVENT_FAILED,
+    FleetReporter,
     ProgressReporter,
     artifact_key,
-    describe_progress,
     emit_training_event,
     publish_dataset_score,
 )
-from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
+from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.retries import MAX_RETRY_AFTER, is_transient
+from prefect_scenario.waiting import wait_until_all_terminal, wait_until_terminal
 
 __all__ = [
     "IDEMPOTENCY_TAG_PREFIX",
@@ -74,6 +75,7 @@ __all__ = [
     "trigger_training",
     "upload_training_images",
     "wait_for_training",
+    "wait_for_trainings",
 ]
 
 IDEMPOTENCY_TAG_PREFIX = "psc-"
@@ -380,67 +382,6 @@ async def cancel_training(credentials: ScenarioCredentials, model_id: str) -> Mo
         return await _honour_retry_after(lambda: client.cancel_training(model_id))
 
 
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
-
-async def wait_until_terminal(
-    client: ScenarioClient,
-    model_id: str,
-    *,
-    timeout_seconds: float,
-    policy: PollPolicy = DEFAULT_POLICY,
-    on_update: Callable[[Model], Awaitable[None]] | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    log: Callable[[str], None] | None = None,
-) -> Model:
-    """Poll ``model_id`` until it is trained, failed or canceled, or the deadline passes.
-
-    Transient API failures do not end the wait: an outage shorter than the
-    deadline costs only a late answer. The deadline is on ``clock`` (monotonic).
-
-    Raises:
-        TrainingTimeout: the deadline passed (the caller decides whether to cancel).
-    """
-    deadline = clock() + timeout_seconds
-    last_line = ""
-    failures = 0
-    while True:
-        try:
-            model = await client.get_model(model_id)
-            failures = 0
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            failures += 1
-            remaining = deadline - clock()
-            if remaining <= 0:
-                raise TrainingTimeout(
-                    f"{model_id} did not finish within {timeout_seconds:g}s",
-                    model_id=model_id,
-                    waited_seconds=timeout_seconds,
-                ) from None
-            await sleep(min(remaining, policy.unknown * min(failures, 6)))
-            continue
-        if on_update is not None:
-            await on_update(model)
-        line = describe_progress(model.status, model.training_progress)
-        if log is not None and line != last_line:
-            log(f"{model_id}: {line}")
-            last_line = line
-        if model.is_terminal:
-            return model
-        remaining = deadline - clock()
-        if remaining <= 0:
-            raise TrainingTimeout(
-                f"{model_id} did not finish within {timeout_seconds:g}s",
-                model_id=model_id,
-                waited_seconds=timeout_seconds,
-            )
-        await sleep(next_poll_delay(model.status, model.training_progress, policy, remaining=remaining))
-
-
 @task(
     name="wait-for-training", task_run_name="wait-for-training-{model_id}", cache_policy=NO_CACHE, persist_result=False
 )
@@ -492,3 +433,39 @@ async def wait_for_training(
             )
         emit_training_event(EVENT_CANCELED, model)
         raise TrainingCanceled(f"training of {model_id} was canceled", model_id=model_id)
+
+
+@task(name="wait-for-trainings", task_run_name="wait-for-{n}-trainings", cache_policy=NO_CACHE, persist_result=False)
+async def wait_for_trainings(
+    credentials: ScenarioCredentials,
+    model_ids: list[str],
+    timeout_seconds: float = 4 * 3600,
+    cancel_on_timeout: bool = True,
+    policy: PollPolicy = DEFAULT_POLICY,
+    n: int = 0,
+) -> dict[str, Model]:
+    """Wait for many trainings with one ``POST /models/get-bulk`` per polling cycle.
+
+    Emits the completed/failed/canceled event of each model as it ends and keeps
+    one progress artifact for the whole fleet (the mean progress).
+
+    Returns:
+        Every model in its terminal state, by id (failed ones included: the caller decides).
+
+    Raises:
+        TrainingTimeout: some did not finish in ``timeout_seconds``; those are cancelled.
+    """
+    logger = get_run_logger()
+    reporter = FleetReporter(model_ids, key=artifact_key("scenario-fleet", f"{len(model_ids)}-models"))
+    async with credentials.get_client() as client:
+        try:
+            return await wait_until_all_terminal(
+                client, model_ids, timeout_seconds=timeout_seconds, policy=policy, on_update=reporter.update,
+                log=logger.info,
+            )  # fmt: skip
+        except TrainingTimeout:
+            if cancel_on_timeout:
+                for model_id in reporter.pending():
+                    canceled = await client.cancel_training(model_id)
+                    emit_training_event(EVENT_CANCELED, canceled, {"reason": "timeout"})
+            raise

@@ -12,17 +12,8 @@ from PIL import Image
 
 from prefect_scenario.emulator import EmulatorApp, EmulatorConfig, EmulatorServer, ManualClock, create_app
 
-__all__ = [
-    "EMULATOR_KEY",
-    "EMULATOR_SECRET",
-    "data_url",
-    "emulator_app",
-    "emulator_client",
-    "emulator_clock",
-    "emulator_config",
-    "emulator_server",
-    "png_bytes",
-]
+# Only the fixtures are star-exported to conftest; helpers are imported by name.
+__all__ = ["emulator_app", "emulator_client", "emulator_clock", "emulator_config", "emulator_server"]
 
 EMULATOR_KEY = "test-key"
 EMULATOR_SECRET = "test-secret-do-not-leak"

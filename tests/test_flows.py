@@ -218,3 +218,29 @@ async def test_wrong_secret_fails_at_once_without_retries(fast_emulator: Emulato
     with pytest.raises(exc.AuthenticationError):
         await train_lora(**_bad(), credentials=credentials_for(fast_emulator, api_secret="wrong-secret"))
     assert len(fast_emulator.requests()) == 1
+
+
+async def test_a_fleet_is_polled_with_one_bulk_request_per_cycle(fast_emulator: EmulatorServer) -> None:
+    from prefect_scenario.flows import train_lora_fleet
+
+    jobs = [{"name": f"m{i}", "training_type": "flux.2-klein-4b-lora", "images": [png(100 + i)]} for i in range(5)]
+    results = await train_lora_fleet(jobs=jobs, credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL)
+    assert [r.status for r in results] == ["trained"] * 5
+    assert len({r.model_id for r in results}) == 5
+    # The wait phase reads the fleet through get-bulk only: no per-model GET after the triggers.
+    log = fast_emulator.requests()
+    last_trigger = max(i for i, r in enumerate(log) if r["method"] == "PUT" and r["path"].endswith("/train"))
+    wait_phase = log[last_trigger + 1 :]
+    assert wait_phase and all(r["path"].endswith("/models/get-bulk") for r in wait_phase)
+
+
+async def test_a_fleet_refuses_a_bad_job_before_any_request(fast_emulator: EmulatorServer) -> None:
+    from prefect_scenario.flows import train_lora_fleet
+
+    jobs = [
+        {"name": "ok", "training_type": "flux.2-dev-lora", "images": [png(1)]},
+        {"name": "bad", "training_type": "flux.2-dev-lora", "images": [png(2)], "parameters": {"rank": 999}},
+    ]
+    with pytest.raises(exc.InvalidParametersError):
+        await train_lora_fleet(jobs=jobs, credentials=credentials_for(fast_emulator))
+    assert fast_emulator.requests() == []

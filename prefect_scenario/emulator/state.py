@@ -327,7 +327,9 @@ def training_view(record: TrainingRecord, now: float) -> TrainingView:
             history=tuple(history),
         )
     elapsed = now - record.created_at
-    if now < queued_until:
+    # queue_seconds > 0 is implied unless the clock reads before the trigger (a
+    # restart with another clock); then the queue stage is simply skipped.
+    if now < queued_until and record.queue_seconds > 0:
         slots = record.queue_position + 1
         done = math.floor(elapsed * slots / record.queue_seconds)
         position = max(0, min(record.queue_position, record.queue_position - done))

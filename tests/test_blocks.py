@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from prefect.blocks.core import Block
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
+
+import prefect_scenario
+from prefect_scenario import exceptions as exc
+from prefect_scenario.blocks import ScenarioCredentials, resolve_credentials
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class TestScenarioCredentialsStandards(BlockStandardTestSuite):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return ScenarioCredentials
+
+    def test_has_a_valid_image(self, block: type[Block]) -> None:
+        # The standard test downloads the logo; this machine is offline, so check the
+        # file the URL serves from the repository instead: same path, square, sized.
+        url = str(block._logo_url)
+        assert url.startswith("https://") and url.endswith("/docs/logo.png")
+        with Image.open(ROOT / "docs" / "logo.png") as logo:
+            assert logo.width == logo.height and 1000 > logo.width > 45
+
+
+def test_from_env_and_the_missing_variables_are_named() -> None:
+    env = {"SCENARIO_API_KEY": "k", "SCENARIO_API_SECRET": "s", "SCENARIO_PROJECT_ID": "p"}
+    creds = ScenarioCredentials.from_env({**env, "SCENARIO_BASE_URL": "http://127.0.0.1:8787/v1"})
+    assert creds.base_url == "http://127.0.0.1:8787/v1"
+    with pytest.raises(exc.ConfigurationError, match="SCENARIO_API_SECRET, SCENARIO_PROJECT_ID"):
+        ScenarioCredentials.from_env({"SCENARIO_API_KEY": "k"})
+
+
+def test_secrets_are_masked_everywhere_but_the_client() -> None:
+    creds = ScenarioCredentials(api_key="key-31337", api_secret="secret-8675309", project_id="p")
+    for text in (repr(creds), str(creds), creds.model_dump_json(), str(creds.model_dump())):
+        assert "secret-8675309" not in text and "key-31337" not in text
+    client = creds.get_client()
+    assert "secret-8675309" not in repr(client)
+
+
+def test_check_refuses_unusable_settings() -> None:
+    with pytest.raises(exc.ConfigurationError):
+        resolve_credentials(ScenarioCredentials(api_key="k", api_secret="s", project_id=" "))
+    with pytest.raises(exc.ConfigurationError, match="plain http"):
+        resolve_credentials(ScenarioCredentials(api_key="k", api_secret="s", project_id="p", base_url="http://x.io/v1"))
+
+
+def test_secrets_are_unwrapped_in_one_place() -> None:
+    sources = {p.name: p.read_text() for p in (ROOT / "prefect_scenario").glob("*.py")}
+    unwraps = {name: len(re.findall(r"get_secret_value\(\)", text)) for name, text in sources.items()}
+    # client._unwrap_credentials (key and secret) and TrainingParameters.to_wire (the W&B key).
+    assert {k: v for k, v in unwraps.items() if v} == {"client.py": 2, "catalog.py": 1}
+
+
+def test_public_api_is_exported() -> None:
+    for name in prefect_scenario.__all__:
+        assert getattr(prefect_scenario, name) is not None
+    assert "train_lora" in prefect_scenario.__all__ and "ScenarioCredentials" in prefect_scenario.__all__
+
+
+def test_collection_entry_point_registers_the_block() -> None:
+    from importlib.metadata import entry_points
+
+    (entry,) = [e for e in entry_points(group="prefect.collections") if e.name == "prefect_scenario"]
+    assert entry.load() is prefect_scenario
