@@ -59,6 +59,19 @@ def _parser() -> argparse.ArgumentParser:
     cancel.add_argument("model_id")
     commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
     commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
+    serve = commands.add_parser("serve", help="serve the sensor, retrain and cron deployments in this process")
+    serve.add_argument("--bucket", required=True, help="the bucket holding the curated datasets")
+    serve.add_argument("--prefix", default="", help="the root prefix; one dataset per sub-prefix")
+    serve.add_argument("--aws-block", help="a saved prefect-aws AwsCredentials block (default: the AWS environment)")
+    serve.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
+    serve.add_argument("--interval", type=float, default=60.0, help="seconds between sensor runs")
+    serve.add_argument("--quiet-period", type=float, default=120.0, help="seconds a dataset must stay unchanged")
+    serve.add_argument("--min-images", type=int, default=5, help="fewest images to retrain on")
+    serve.add_argument("--training-type", help="the type for datasets without a sidecar")
+    serve.add_argument("--cron", default="0 3 * * *", help="when to retrain changed datasets ('' to disable)")
+    serve.add_argument("--event-driven", action="store_true", help="retrain from scenario.dataset.ready events")
+    serve.add_argument("--mode", choices=["list", "notifications"], default="list", help="how the sensor discovers")
+    serve.add_argument("--queue-url", help="the SQS queue of the bucket's notifications (notifications mode)")
     return parser
 
 
@@ -198,6 +211,29 @@ async def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from prefect import serve
+
+    from prefect_scenario.deployments import ServeConfig, build_deployments
+
+    config = ServeConfig(
+        bucket=args.bucket,
+        prefix=args.prefix,
+        aws_block=args.aws_block,
+        scenario_block=args.scenario_block,
+        interval_seconds=args.interval,
+        quiet_period_seconds=args.quiet_period,
+        min_images=args.min_images,
+        training_type=args.training_type,
+        cron=args.cron or None,
+        event_driven=args.event_driven,
+        mode=args.mode,
+        queue_url=args.queue_url,
+    )
+    serve(*build_deployments(config))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``prefect-scenario`` command line."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -217,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_status(args))
         if args.command == "cancel":
             return asyncio.run(_cancel(args))
+        if args.command == "serve":
+            return _serve(args)
         if args.command == "demo":
             from prefect_scenario.demo import main as demo_main
 

@@ -1,0 +1,107 @@
+"""The sensor and retrain flows in Prefect's ephemeral mode, on moto's S3 server and the emulator."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from PIL import Image
+from prefect_aws import AwsClientParameters, AwsCredentials
+
+from prefect_scenario.emulator import EmulatorServer
+from prefect_scenario.sensors import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
+from tests.flow_fixtures import FAST_POLL, credentials_for
+from tests.s3_fixtures import REGION, make_bucket
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def image(seed: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), ((seed * 53) % 256, (seed * 101) % 256, 77)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def aws_for(endpoint: str) -> AwsCredentials:
+    return AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name=REGION,
+        aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
+    )
+
+
+def put_images(s3: Any, bucket: str, prefix: str, seeds: range) -> None:
+    for seed in seeds:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}img-{seed:03d}.png", Body=image(seed))
+
+
+async def cycle(aws: AwsCredentials, **kw: Any) -> list[dict[str, Any]]:
+    options: dict[str, Any] = {
+        "bucket": "studio-assets",
+        "prefix": "curated/",
+        "aws_credentials": aws,
+        "retrain_deployment": None,
+        "quiet_period_seconds": 0,
+        "min_images": 5,
+        **kw,
+    }
+    result: list[dict[str, Any]] = await s3_curated_images_sensor(**options)
+    return result
+
+
+async def test_sensor_decides_once_and_retrain_trains_the_dataset(
+    s3_client: Any, moto_endpoint: str, fast_emulator: EmulatorServer
+) -> None:
+    make_bucket(s3_client)
+    aws = aws_for(moto_endpoint)
+    put_images(s3_client, "studio-assets", "curated/hero/", range(6))
+    put_images(s3_client, "studio-assets", "curated/villain/", range(100, 102))  # below min images
+    first = await cycle(aws)
+    ready = [d for d in first if d["kind"] == "ready"]
+    assert [d["dataset"] for d in ready] == ["s3://studio-assets/curated/hero/"]
+    assert {d["dataset"]: d["kind"] for d in first}["s3://studio-assets/curated/villain/"] == "waiting"
+    # Nothing changed: no second decision for the same content.
+    assert [d for d in await cycle(aws) if d["kind"] == "ready"] == []
+
+    creds = credentials_for(fast_emulator)
+    kw = {"aws_credentials": aws, "credentials": creds, "poll_policy": FAST_POLL, "training_type": "flux.2-dev-lora"}
+    result = await retrain_from_s3(ready[0]["dataset"], **kw)
+    assert result.status == "trained" and result.images == 6 and result.name == "hero"
+    again = await retrain_from_s3(ready[0]["dataset"], **kw)
+    assert again.reused and again.model_id == result.model_id
+
+    put_images(s3_client, "studio-assets", "curated/hero/", range(6, 8))
+    second = [d for d in await cycle(aws) if d["kind"] == "ready"]
+    assert [(d["dataset"], d["images"]) for d in second] == [("s3://studio-assets/curated/hero/", 8)]
+    newer = await retrain_from_s3(ready[0]["dataset"], **kw)
+    assert newer.images == 8 and newer.model_id != result.model_id
+    # The cron job finds nothing left to do.
+    assert await retrain_changed_datasets("studio-assets", "curated/", aws, creds, "flux.2-dev-lora") == []
+
+
+async def test_a_dataset_over_the_limit_is_reported_not_trained(s3_client: Any, moto_endpoint: str) -> None:
+    make_bucket(s3_client)
+    aws = aws_for(moto_endpoint)
+    put_images(s3_client, "studio-assets", "curated/crowd/", range(51))
+    decisions = await cycle(aws)
+    assert [d["kind"] for d in decisions] == ["invalid"]
+    assert "50" in decisions[0]["message"]
+    assert await cycle(aws) == []  # reported once per content
+
+
+async def test_sidecar_sets_type_name_and_parameters(
+    s3_client: Any, moto_endpoint: str, fast_emulator: EmulatorServer
+) -> None:
+    make_bucket(s3_client)
+    aws = aws_for(moto_endpoint)
+    put_images(s3_client, "studio-assets", "curated/style/", range(5))
+    sidecar = {"type": "zimage-turbo-lora", "name": "Ink Style", "parameters": {"nbEpochs": 2}}
+    s3_client.put_object(Bucket="studio-assets", Key="curated/style/scenario.json", Body=json.dumps(sidecar))
+    result = await retrain_from_s3(
+        "s3://studio-assets/curated/style/", aws_credentials=aws, credentials=credentials_for(fast_emulator),
+        poll_policy=FAST_POLL,
+    )  # fmt: skip
+    assert (result.name, result.training_type, len(result.epochs)) == ("Ink Style", "zimage-turbo-lora", 2)
