@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr
 from prefect_scenario.client import DEFAULT_BASE_URL, ScenarioClient
 from prefect_scenario.exceptions import ConfigurationError
 
-__all__ = ["ScenarioCredentials", "resolve_credentials"]
+__all__ = ["ScenarioCredentials", "resolve_aws_credentials", "resolve_credentials"]
 
 # The repository's docs/logo.png (a 64 px square), served by GitHub.
 _LOGO = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
@@ -107,7 +107,7 @@ class ScenarioCredentials(CredentialsBlock):
         return ScenarioClient(api_key=self.api_key, api_secret=self.api_secret, project_id=self.project_id, **options)
 
 
-def resolve_credentials(value: ScenarioCredentials | str | None) -> ScenarioCredentials:
+async def resolve_credentials(value: ScenarioCredentials | str | None) -> ScenarioCredentials:
     """A credentials block given as itself, by saved block name, or (None) from the environment.
 
     Raises:
@@ -116,7 +116,7 @@ def resolve_credentials(value: ScenarioCredentials | str | None) -> ScenarioCred
     if isinstance(value, ScenarioCredentials):
         credentials = value
     elif isinstance(value, str):
-        loaded = ScenarioCredentials.load(value)
+        loaded = await ScenarioCredentials.aload(value)
         if not isinstance(loaded, ScenarioCredentials):
             raise ConfigurationError(f"block {value!r} is not a ScenarioCredentials block")
         credentials = loaded
@@ -124,3 +124,14 @@ def resolve_credentials(value: ScenarioCredentials | str | None) -> ScenarioCred
         credentials = ScenarioCredentials.from_env()
     credentials.check()
     return credentials
+
+
+async def resolve_aws_credentials(value: Any) -> Any:
+    """A prefect-aws ``AwsCredentials`` given as itself, by saved block name, or None (the AWS environment)."""
+    from prefect_aws import AwsCredentials
+
+    if isinstance(value, str):
+        return await AwsCredentials.aload(value)
+    if value is None:
+        return AwsCredentials()
+    return value

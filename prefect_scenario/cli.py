@@ -185,7 +185,7 @@ async def _status(args: argparse.Namespace) -> int:
     from prefect_scenario.monitoring import describe_progress
     from prefect_scenario.waiting import wait_until_terminal
 
-    async with resolve_credentials(args.block).get_client() as client:
+    async with (await resolve_credentials(args.block)).get_client() as client:
         if args.watch:
             bar = _Bar()
 
@@ -203,7 +203,7 @@ async def _status(args: argparse.Namespace) -> int:
 async def _cancel(args: argparse.Namespace) -> int:
     from prefect_scenario.blocks import resolve_credentials
 
-    async with resolve_credentials(args.block).get_client() as client:
+    async with (await resolve_credentials(args.block)).get_client() as client:
         model = await client.get_model(args.model_id)
         if model.status == "training":
             model = await client.cancel_training(args.model_id)

@@ -63,6 +63,9 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
     sensor = s3_curated_images_sensor.to_deployment(
         name="s3-curated-images-sensor",
         interval=config.interval_seconds,
+        # No deployment concurrency limit on purpose: a sensor killed mid-cycle would hold
+        # the slot until its lease expires and block sensing. Overlapping cycles are safe:
+        # the same decision gives the same idempotency key, hence the same run.
         parameters={
             **common,
             "bucket": config.bucket,

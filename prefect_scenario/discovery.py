@@ -121,7 +121,7 @@ class ChangeSet:
         drained: False when the read stopped at ``max_messages``: more may be queued,
             so no dataset should be judged quiet from this batch.
         requests: ``ReceiveMessage`` requests made for this batch.
-        messages: Messages received (including test events and skipped ones).
+        messages: Distinct messages received (including test events and skipped ones).
         records: Object records read, before de-duplication.
         skipped: Why messages were skipped (unreadable bodies, unknown formats).
     """
@@ -371,7 +371,9 @@ class NotificationDiscovery:
         wait_time_seconds: Long-polling wait of the first receive, 0–20.
         max_messages: Upper bound on messages read per ``discover()``.
         visibility_timeout: Seconds a read message stays hidden before redelivery if not
-            acked; None keeps the queue's setting. Make it longer than one sensor cycle.
+            acked; None keeps the queue's setting (30 s by default). Make it longer than
+            one whole cycle (read, decide, create runs, save, ack), or messages come back
+            while still being handled: harmless, but paid for again.
         decode_eventbridge_keys: URL-decode EventBridge keys as well.
 
     Example:
@@ -419,14 +421,16 @@ class NotificationDiscovery:
 
     def discover(self) -> ChangeSet:
         """Read the queue; return the changes under the root, one per key."""
-        received: list[ObjectChange] = []
-        receipts: list[str] = []
+        changes: list[ObjectChange] = []
+        # MessageId -> the latest receipt handle: a message received twice (its visibility
+        # timeout ran out during a long read) can only be deleted with its newest handle.
+        receipts: dict[str, str] = {}
         skipped: list[str] = []
-        requests = messages = 0
+        requests = received = 0
         drained = False
         wait = self.wait_time_seconds
-        while messages < self.max_messages:
-            batch = self._receive(min(_SQS_BATCH, self.max_messages - messages), wait)
+        while received < self.max_messages:
+            batch = self._receive(min(_SQS_BATCH, self.max_messages - received), wait)
             requests += 1
             # Later receives do not wait: the queue was just seen non-empty, and an empty
             # answer now means this cycle's work is done.
@@ -435,10 +439,15 @@ class NotificationDiscovery:
                 drained = True
                 break
             for message in batch:
-                messages += 1
-                receipts.append(str(message["ReceiptHandle"]))
+                received += 1
+                handle = str(message["ReceiptHandle"])
+                message_id = str(message.get("MessageId") or handle)
+                seen = message_id in receipts
+                receipts[message_id] = handle
+                if seen:
+                    continue
                 try:
-                    received.extend(
+                    changes.extend(
                         parse_message(
                             str(message.get("Body", "")), decode_eventbridge_keys=self.decode_eventbridge_keys
                         )
@@ -446,17 +455,17 @@ class NotificationDiscovery:
                 except ValueError as exc:
                     # Acked with the rest: a message that can never be read would otherwise
                     # come back every cycle. The caller logs ``skipped``.
-                    skipped.append(f"message {message.get('MessageId', '?')}: {exc}")
-        ours = [c for c in received if c.bucket == self.bucket and c.key.startswith(self.prefix)]
+                    skipped.append(f"message {message_id}: {exc}")
+        ours = [c for c in changes if c.bucket == self.bucket and c.key.startswith(self.prefix)]
         return ChangeSet(
             bucket=self.bucket,
             prefix=self.prefix,
             changes=merge_changes(ours),
-            receipt_handles=tuple(receipts),
+            receipt_handles=tuple(receipts.values()),
             drained=drained,
             requests=requests,
-            messages=messages,
-            records=len(received),
+            messages=len(receipts),
+            records=len(changes),
             skipped=tuple(skipped),
         )
 

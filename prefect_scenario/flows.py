@@ -27,7 +27,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
 
-from prefect_scenario.blocks import ScenarioCredentials, resolve_credentials
+from prefect_scenario.blocks import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.catalog import (
     TrainingParameters,
     TrainingType,
@@ -147,7 +147,7 @@ async def _cancel_remote_training(flow: Flow[..., Any], flow_run: FlowRun, state
         if not model_ids:
             return
         model_id = model_ids[0]
-        credentials = resolve_credentials(blocks[0] if blocks else None)
+        credentials = await resolve_credentials(blocks[0] if blocks else None)
     async with credentials.get_client() as client:
         model = await client.get_model(model_id)
         if model.status == "training":
@@ -206,7 +206,7 @@ async def _run(
     durations: dict[str, float],
 ) -> TrainingResult:
     logger = get_run_logger()
-    credentials = resolve_credentials(credentials_arg)
+    credentials = await resolve_credentials(credentials_arg)
     clock = time.monotonic
     n_images, n_pairs = len(images or []), len(pairs or [])
 
@@ -357,8 +357,9 @@ async def train_lora(
     for warning in check_dataset_size(ttype, images=len(images)):
         get_run_logger().warning(warning)
     with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+        aws = await resolve_aws_credentials(aws_credentials) if aws_credentials is not None else None
         prepared = await prepare_images(
-            images, aws_credentials=aws_credentials, workdir=Path(workdir), concurrency=upload_concurrency
+            images, aws_credentials=aws, workdir=Path(workdir), concurrency=upload_concurrency
         )
         durations["prepare"] = time.monotonic() - started
         key = idempotency_key or derive_idempotency_key(
@@ -451,8 +452,9 @@ async def train_edit_lora(
         raise _wrong_kind(ttype, "train_lora with images")
     check_dataset_size(ttype, pairs=len(pairs))
     with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+        aws = await resolve_aws_credentials(aws_credentials) if aws_credentials is not None else None
         prepared = await prepare_pairs(
-            pairs, aws_credentials=aws_credentials, workdir=Path(workdir), concurrency=upload_concurrency
+            pairs, aws_credentials=aws, workdir=Path(workdir), concurrency=upload_concurrency
         )
         durations["prepare"] = time.monotonic() - started
         items = [[_image_identity(p.before), _image_identity(p.after), p.instruction] for p in prepared]
@@ -536,7 +538,7 @@ async def train_lora_fleet(
         if ttype.edit:
             raise _wrong_kind(ttype, "train_edit_lora with before/after pairs")
         check_dataset_size(ttype, images=len(job["images"]))
-    resolved = resolve_credentials(credentials)
+    resolved = await resolve_credentials(credentials)
     started = await asyncio.gather(
         *(
             train_lora(

@@ -29,9 +29,13 @@ same dataset with the same manifest and the same idempotency key, and Prefect re
 run it already created. After ``save`` the dataset is no longer pending.
 
 The state serialises to compact JSON (``to_json``) with a ``version``; each tracked object
-costs one ``"name": ["etag", size]`` entry (~50 bytes). That outgrows a Prefect Variable
-(5,000 characters) at about 80 images: store it as a JSON object (in the bucket, or a
-block) for real use.
+costs one ``"name": ["etag", size]`` entry (~57 bytes with S3's 32-hex ETags; 100,000
+objects make 5.7 MB). That outgrows a Prefect Variable (5,000 characters) at about 80
+images: store it as a JSON object (in the bucket, or a block) for real use.
+
+Seeding the notifications mode: events only tell what changed after the queue was
+connected, so a state that has never seen a listing of its root (``listed_at`` is None)
+should first be given one; a periodic listing also repairs anything the queue lost.
 
 Example:
     >>> from datetime import datetime, timedelta, timezone

@@ -47,7 +47,7 @@ from prefect.concurrency.asyncio import concurrency
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
 
-from prefect_scenario.blocks import ScenarioCredentials, resolve_credentials
+from prefect_scenario.blocks import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.datasets import (
     DatasetSpec,
     Manifest,
@@ -92,17 +92,6 @@ def sensor_state_key(prefix: str) -> str:
     """Where a sensor watching ``prefix`` keeps its state in the bucket (never an image key)."""
     digest = hashlib.sha256(normalize_prefix(prefix).encode()).hexdigest()[:16]
     return f"{STATE_PREFIX}{digest}.json"
-
-
-def _aws(value: Any) -> Any:
-    """A prefect-aws ``AwsCredentials`` given as itself or by saved block name."""
-    from prefect_aws import AwsCredentials
-
-    if isinstance(value, str):
-        return AwsCredentials.load(value)
-    if value is None:
-        return AwsCredentials()
-    return value
 
 
 def _read_state(s3: Any, bucket: str, key: str, prefix: str) -> SensorState:
@@ -218,7 +207,7 @@ async def s3_curated_images_sensor(
     if mode == "notifications" and not queue_url:
         raise ConfigurationError("mode='notifications' needs the queue_url of the bucket's SQS notifications")
     prefix = normalize_prefix(prefix)
-    aws = _aws(aws_credentials)
+    aws = await resolve_aws_credentials(aws_credentials)
     s3 = aws.get_s3_client()
     key = state_key or sensor_state_key(prefix)
     state = await asyncio.to_thread(_read_state, s3, bucket, key, prefix)
@@ -317,7 +306,7 @@ async def retrain_from_s3(
         ```
     """
     logger = get_run_logger()
-    aws = _aws(aws_credentials)
+    aws = await resolve_aws_credentials(aws_credentials)
     s3 = aws.get_s3_client()
     bucket, prefix, manifest = await asyncio.to_thread(_list_dataset, s3, dataset_uri)
     if manifest is None or manifest.image_count == 0:
@@ -328,7 +317,7 @@ async def retrain_from_s3(
     spec = await asyncio.to_thread(
         load_dataset_spec, s3, dataset_uri, training_type=training_type, model_name=model_name, present=names
     )
-    scenario = resolve_credentials(credentials)
+    scenario = await resolve_credentials(credentials)
     key = retrain_idempotency_key(dataset_uri, manifest)
     common: dict[str, Any] = {
         "name": spec.model_name,
@@ -414,12 +403,12 @@ async def retrain_changed_datasets(
         ```
     """
     logger = get_run_logger()
-    aws = _aws(aws_credentials)
+    aws = await resolve_aws_credentials(aws_credentials)
     s3 = aws.get_s3_client()
     root = normalize_prefix(prefix)
     listing = await asyncio.to_thread(ListingDiscovery(s3, bucket, root).discover)
     datasets = group_datasets(root, listing.objects)
-    scenario = resolve_credentials(credentials)
+    scenario = await resolve_credentials(credentials)
     async with scenario.get_client() as client:
         trained_tags = {t for model in [m async for m in client.list_models()] for t in model.tags}
     results = []

@@ -14,6 +14,12 @@ retry after a lost answer never creates it twice:
 - :func:`trigger_training` does not trigger a model that is already training
   or whose training job changed since the flow looked.
 
+A request that timed out is different from one whose connection dropped: the
+server may still be working on it, and its work can land *after* the retry has
+looked for it. So when one of those three calls times out, the task first waits
+as long again as the client waited (:func:`_settle_after_timeout`), and only then
+lets the retry look.
+
 Example:
     >>> from prefect import flow
     >>> from prefect_scenario import ScenarioCredentials
@@ -27,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -41,6 +48,7 @@ from prefect_scenario.blocks import ScenarioCredentials
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.client import MAX_BATCH_ASSET_IDS, ScenarioClient
 from prefect_scenario.exceptions import (
+    APITimeoutError,
     ConflictError,
     DatasetRejected,
     RateLimitError,
@@ -85,6 +93,8 @@ T = TypeVar("T")
 # variable instead of sleeping through real backoffs.
 _DELAY_SCALE = float(os.environ.get("PREFECT_SCENARIO_RETRY_DELAY_SCALE", "1"))
 _RETRIES = 5
+# Upper bound of the wait after a timed-out create, add-image or trigger (see _settle_after_timeout).
+MAX_SETTLE_SECONDS = 120.0
 
 
 def retry_if_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
@@ -113,6 +123,28 @@ async def _honour_retry_after(call: Callable[[], Awaitable[T]]) -> T:
         if exc.retry_after and 0 < exc.retry_after <= MAX_RETRY_AFTER:
             await asyncio.sleep(exc.retry_after)
         raise
+
+
+async def _settle_after_timeout(call: Callable[[], Awaitable[T]], settle_seconds: float) -> T:
+    """Run a call that is sent once (create, add image, trigger); after a timeout, wait before failing.
+
+    Found by the reliability suite's late-landing test: a create, add-image or trigger
+    that the server was still working on when the client gave up landed after the
+    task's retry had looked for it, leaving a second model, a duplicate image or a
+    second (paid) training. Waiting ``settle_seconds`` (the client timeout: the server
+    gets as long again) before the retry reconciles lets that work land first, so the
+    retry finds it instead of repeating it. A dropped connection needs no wait: the
+    server answered (or failed) already.
+    """
+    try:
+        return await call()
+    except APITimeoutError:
+        await asyncio.sleep(settle_seconds)
+        raise
+
+
+def _settle_seconds(credentials: ScenarioCredentials) -> float:
+    return min(float(credentials.timeout), MAX_SETTLE_SECONDS)
 
 
 def idempotency_tag(key: str) -> str:
@@ -152,7 +184,9 @@ async def create_model(
                     await client.update_tags(found.id, add=[tag])
                     found = found.model_copy(update={"tags": [*found.tags, tag]})
                 return found, False
-            model = await client.create_model(name=name, training_type=training_type)
+            model = await _settle_after_timeout(
+                lambda: client.create_model(name=name, training_type=training_type), _settle_seconds(credentials)
+            )
             await client.update_tags(model.id, add=[tag])
             return model.model_copy(update={"tags": [*model.tags, tag]}), True
 
@@ -190,7 +224,7 @@ async def _current_images(client: ScenarioClient, model_id: str) -> list[Trainin
 
 
 async def _upload_missing(
-    client: ScenarioClient, model_id: str, images: Sequence[PreparedImage], concurrency: int
+    client: ScenarioClient, model_id: str, images: Sequence[PreparedImage], concurrency: int, settle_seconds: float
 ) -> dict[str, str]:
     """Upload what is not on the model yet; return content/asset identity → training image id."""
     existing = await _current_images(client, model_id)
@@ -205,16 +239,24 @@ async def _upload_missing(
     async def add(image: PreparedImage) -> None:
         async with limit:
             data = await asyncio.to_thread(image.read)
-            added = await client.add_training_image(
-                model_id, name=image.wire_name, data=data, mime_type=image.mime_type or "image/png"
+            send = functools.partial(
+                client.add_training_image,
+                model_id,
+                name=image.wire_name,
+                data=data,
+                mime_type=image.mime_type or "image/png",
             )
             del data
+            added = await _settle_after_timeout(send, settle_seconds)
+            del send
             assert image.sha256 is not None
             on_model[image.sha256[:16]] = added.id
 
     async def add_batch(asset_ids: list[str]) -> None:
         async with limit:
-            added = await client.add_training_image_assets(model_id, asset_ids)
+            added = await _settle_after_timeout(
+                lambda: client.add_training_image_assets(model_id, asset_ids), settle_seconds
+            )
             for asset_id, image in zip(asset_ids, added, strict=False):
                 on_model[asset_id] = image.id
 
@@ -259,7 +301,9 @@ async def upload_training_images(
     logger = get_run_logger()
     async with credentials.get_client() as client:
         started = time.monotonic()
-        on_model = await _honour_retry_after(lambda: _upload_missing(client, model_id, images, concurrency))
+        on_model = await _honour_retry_after(
+            lambda: _upload_missing(client, model_id, images, concurrency, _settle_seconds(credentials))
+        )
         removed = await _remove_duplicates(client, model_id)
         if removed:
             logger.warning("removed %d duplicate training image(s) left by a lost answer", removed)
@@ -284,7 +328,7 @@ async def set_training_pairs(
             images.setdefault(image.sha256 or str(image.asset_id), image)
     async with credentials.get_client() as client:
         on_model = await _honour_retry_after(
-            lambda: _upload_missing(client, model_id, list(images.values()), concurrency)
+            lambda: _upload_missing(client, model_id, list(images.values()), concurrency, _settle_seconds(credentials))
         )
         await _remove_duplicates(client, model_id)
 
@@ -354,7 +398,9 @@ async def trigger_training(
                 logger.info("training of %s already started (job %s): not triggering again", model_id, model.job_id)
                 return TrainResult(model=model)
             try:
-                return await client.train(model_id, parameters)
+                return await _settle_after_timeout(
+                    lambda: client.train(model_id, parameters), _settle_seconds(credentials)
+                )
             except ConflictError:
                 # 409: the model is training already (a concurrent or lost trigger).
                 model = await client.get_model(model_id)

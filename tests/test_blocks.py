@@ -45,11 +45,13 @@ def test_secrets_are_masked_everywhere_but_the_client() -> None:
     assert "secret-8675309" not in repr(client)
 
 
-def test_check_refuses_unusable_settings() -> None:
+async def test_check_refuses_unusable_settings() -> None:
     with pytest.raises(exc.ConfigurationError):
-        resolve_credentials(ScenarioCredentials(api_key="k", api_secret="s", project_id=" "))
+        await resolve_credentials(ScenarioCredentials(api_key="k", api_secret="s", project_id=" "))
     with pytest.raises(exc.ConfigurationError, match="plain http"):
-        resolve_credentials(ScenarioCredentials(api_key="k", api_secret="s", project_id="p", base_url="http://x.io/v1"))
+        await resolve_credentials(
+            ScenarioCredentials(api_key="k", api_secret="s", project_id="p", base_url="http://x.io/v1")
+        )
 
 
 def test_secrets_are_unwrapped_in_one_place() -> None:

@@ -280,6 +280,41 @@ def test_eventbridge_records_through_sqs(moto_endpoint: str, s3_client: Any, sqs
     assert changes.changes[1].etag == etag and changes.changes[1].event_name == "Object Created:ObjectCreated"
 
 
+class _RedeliveringQueue:
+    """A queue whose message comes back within one read (its visibility timeout ran out)."""
+
+    def __init__(self, body: str) -> None:
+        self.batches = [
+            [{"MessageId": "m1", "ReceiptHandle": "first", "Body": body}],
+            [{"MessageId": "m1", "ReceiptHandle": "second", "Body": body}],
+            [],
+        ]
+        self.deleted: list[str] = []
+
+    def receive_message(self, **kwargs: Any) -> dict[str, Any]:
+        return {"Messages": self.batches.pop(0)}
+
+    def delete_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.deleted += [entry["ReceiptHandle"] for entry in kwargs["Entries"]]
+        return {"Successful": kwargs["Entries"]}
+
+
+def test_a_message_redelivered_within_one_read_counts_once_and_is_deleted_by_its_newest_handle() -> None:
+    queue = _RedeliveringQueue(_s3_body(f"{ROOT}hero/1.png", size=1, eTag="e"))
+    mode = NotificationDiscovery(queue, "url", BUCKET, ROOT, wait_time_seconds=0)
+    changes = mode.discover()
+    assert (len(changes.changes), changes.messages, changes.receipt_handles) == (1, 1, ("second",))
+    assert mode.ack(changes) == 1 and queue.deleted == ["second"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"wait_time_seconds": 21}, "between 0 and 20"), ({"max_messages": 0}, "at least 1")]
+)
+def test_notification_mode_refuses_impossible_settings(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        NotificationDiscovery(_RedeliveringQueue(""), "url", BUCKET, ROOT, **kwargs)
+
+
 # -- parsing, pure ------------------------------------------------------------------------------------
 
 
@@ -434,6 +469,21 @@ def test_both_modes_ignore_sidecar_edits_when_configured(s3_client: Any, sqs_cli
             sensors[0].cycle(now, ignore_sidecar_edits=True) == sensors[1].cycle(now, ignore_sidecar_edits=True) == []
         )
     assert len(sensors[0].requested) == len(sensors[1].requested) == 1
+
+
+def test_notifications_seeded_by_one_listing_know_the_older_images(s3_client: Any, sqs_client: Any) -> None:
+    make_bucket(s3_client, BUCKET)
+    put_many(s3_client, BUCKET, [f"{ROOT}hero/{i}.png" for i in range(5)])  # before the queue existed
+    url = notify_queue(s3_client, sqs_client, BUCKET, prefix=ROOT)
+    sensor = Sensor(queue_discovery(sqs_client, url))
+    assert sensor.state.listed_at is None  # never listed: seed first
+    state, _ = decide(sensor.state, list_objects(s3_client, BUCKET, ROOT), T0, quiet_period=60)
+    sensor.state = state
+    assert state.listed_at == T0
+    put_png(s3_client, BUCKET, f"{ROOT}hero/5.png", seed=5)
+    sensor.cycle(T0 + timedelta(seconds=30))
+    (ready,) = sensor.cycle(T0 + timedelta(seconds=90))
+    assert ready.kind is DecisionKind.READY and ready.image_count == 6
 
 
 def test_a_listing_and_a_change_set_are_the_two_observations() -> None:

@@ -3,7 +3,8 @@
 =========================  ==================================================================
 ``GET /health``            ``{"status": "ok", "now": <emulator time>, "models": <count>}``
 ``GET /requests``          ``{"requests": [{method, path, query, status, time, requestId,
-                           fault, retryCount}]}``: every non-admin request, oldest first
+                           fault, retryCount, delaySeconds?}]}``: every non-admin request,
+                           oldest first (``delaySeconds`` only on a delayed one)
 ``DELETE /requests``       clear the request log
 ``POST /reset``            forget all state and requests, restore the configured faults
 ``GET /faults``            ``{"faults": {...}}``, the live fault settings

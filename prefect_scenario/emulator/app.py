@@ -177,7 +177,7 @@ class EmulatorApp(Starlette):
         return self.clock()
 
     def requests(self) -> list[dict[str, Any]]:
-        """The request log: method, path, query, status, time, requestId, fault, retryCount."""
+        """The request log: method, path, query, status, time, requestId, fault, retryCount (and delaySeconds)."""
         return self.request_log.entries()
 
     def reset(self) -> None:
@@ -299,8 +299,13 @@ class _Gateway:
                 "retryCount": headers.get("x-stainless-retry-count"),
             }
         )
+        if decision.delay_seconds > 0:
+            entry["delaySeconds"] = decision.delay_seconds  # only when delayed, so old entries keep their shape
         emulator.request_log.append(entry)
         if decision.delay_seconds > 0:
+            # The server has the whole request before it is slow, as a busy real one would:
+            # a client that gives up during the spike does not undo the work that follows.
+            receive = await _read_ahead(receive, emulator.config.max_body_bytes)
             await emulator.config.sleep(decision.delay_seconds)
         await self._serve(scope, receive, send_with_id, decision.kind, headers)
 
@@ -328,6 +333,25 @@ class _Gateway:
             await _drop(scope, receive)
         else:
             await self.app(scope, receive, send)
+
+
+async def _read_ahead(receive: Receive, limit: int) -> Receive:
+    """Read the request body now (up to just past ``limit``) and replay it to the app later."""
+    buffered: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        buffered.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False) or size > limit:
+            break
+
+    async def replay() -> Message:
+        return buffered.pop(0) if buffered else await receive()
+
+    return replay
 
 
 async def _drop(scope: Scope, receive: Receive) -> None:

@@ -1,0 +1,123 @@
+"""A real ``prefect server start`` process (SQLite in a temporary directory) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["PrefectServer", "prefect_env", "running", "start_process", "stop_process"]
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a process that talks to (or is) the test server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_LOGGING_LEVEL="INFO",
+        PREFECT_SCENARIO_RETRY_DELAY_SCALE="0.001",
+        **extra,
+    )
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+def start_process(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("ab")
+    # A new session, so stopping it stops its children (flow run subprocesses) too.
+    return subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen[Any], *, grace: float = 10.0, kill: bool = False) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        # `prefect worker`/runners may ignore SIGTERM for a while (PREFECT-NOTES): don't wait forever.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace)
+
+
+class PrefectServer:
+    """``prefect server start`` on a free port; ``api_url`` once healthy."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = _free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log = home / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return prefect_env(self.home, self.api_url, **extra)
+
+    def start(self, timeout: float = 90.0) -> None:
+        env = prefect_env(
+            self.home,
+            # Schedules and the runner's polling are tuned for a test: seconds, not minutes.
+            PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
+            PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
+            PREFECT_UI_ENABLED="false",
+        )
+        self.process = start_process(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+            env,
+            self.log,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"prefect server not healthy after {timeout}s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+    def post(self, path: str, body: Any) -> Any:
+        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(f"{self.api_url}{path}", timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+@contextmanager
+def running(home: Path) -> Iterator[PrefectServer]:
+    server = PrefectServer(home)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
