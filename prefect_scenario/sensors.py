@@ -212,17 +212,28 @@ async def s3_curated_images_sensor(
     key = state_key or sensor_state_key(prefix)
     state = await asyncio.to_thread(_read_state, s3, bucket, key, prefix)
     discovery: ListingDiscovery | NotificationDiscovery
+    seen: list[Listing | ChangeSet] = []
     if mode == "notifications":
         assert queue_url is not None
-        discovery = NotificationDiscovery(aws.get_client("sqs"), queue_url, bucket, prefix, wait_time_seconds=1)
+        # Messages stay hidden for a whole cycle (read, decide, create runs, save, ack).
+        discovery = NotificationDiscovery(
+            aws.get_client("sqs"), queue_url, bucket, prefix, wait_time_seconds=1, visibility_timeout=300
+        )
+        if state.listed_at is None:
+            # Events only cover what happened after the queue was connected: list once first.
+            seen.append(await asyncio.to_thread(ListingDiscovery(s3, bucket, prefix).discover))
     else:
         discovery = ListingDiscovery(s3, bucket, prefix)
     observed: Listing | ChangeSet = await asyncio.to_thread(discovery.discover)
+    seen.append(observed)
     now = datetime.now(UTC)
-    state, decisions = decide(
-        state, observed, now, quiet_period=quiet_period_seconds, min_images=min_images,
-        training_type=training_type, ignore_sidecar_edits=ignore_sidecar_edits,
-    )  # fmt: skip
+    decisions: list[Decision] = []
+    for observation in seen:
+        # Ready datasets stay pending until marked requested, so the last decide has them all.
+        state, decisions = decide(
+            state, observation, now, quiet_period=quiet_period_seconds, min_images=min_images,
+            training_type=training_type, ignore_sidecar_edits=ignore_sidecar_edits,
+        )  # fmt: skip
     summaries: list[dict[str, Any]] = []
     for decision in decisions:
         run_id: str | None = None

@@ -105,3 +105,26 @@ async def test_sidecar_sets_type_name_and_parameters(
         poll_policy=FAST_POLL,
     )  # fmt: skip
     assert (result.name, result.training_type, len(result.epochs)) == ("Ink Style", "zimage-turbo-lora", 2)
+
+
+async def test_notifications_mode_sees_what_was_there_and_what_arrives(
+    s3_client: Any, sqs_client: Any, moto_endpoint: str
+) -> None:
+    from tests.s3_fixtures import notify_queue
+
+    make_bucket(s3_client)
+    aws = aws_for(moto_endpoint)
+    put_images(s3_client, "studio-assets", "curated/before-queue/", range(5))  # before the queue existed
+    queue = notify_queue(s3_client, sqs_client, "studio-assets", prefix="curated/")
+    put_images(s3_client, "studio-assets", "curated/from events/", range(200, 206))  # a space in the prefix
+    decided = await cycle(aws, mode="notifications", queue_url=queue)
+    assert sorted(d["dataset"] for d in decided if d["kind"] == "ready") == [
+        "s3://studio-assets/curated/before-queue/",
+        "s3://studio-assets/curated/from events/",
+    ]
+    assert await cycle(aws, mode="notifications", queue_url=queue) == []
+    put_images(s3_client, "studio-assets", "curated/from events/", range(206, 207))
+    again = await cycle(aws, mode="notifications", queue_url=queue)
+    assert [(d["dataset"], d["images"]) for d in again if d["kind"] == "ready"] == [
+        ("s3://studio-assets/curated/from events/", 7)
+    ]

@@ -1,0 +1,109 @@
+"""Deployments on a real Prefect server: block registration, `prefect deploy`, and cancelling a served run."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from prefect_scenario.client import ScenarioClient
+from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
+from tests.e2e.prefect_server import BIN, PrefectServer, running, start_process, stop_process
+from tests.e2e.test_retraining_e2e import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY, SECRET = "cancel-key", "cancel-secret-17c0"
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
+    with running(tmp_path_factory.mktemp("prefect-home")) as server:
+        yield server
+
+
+def run(args: list[str], server: PrefectServer, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=server.env(), capture_output=True, text=True, timeout=180, check=False, **kw)
+
+
+def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) -> None:
+    registered = run([str(BIN / "prefect"), "block", "register", "-m", "prefect_scenario"], prefect_server)
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    assert any(t["slug"] == "scenario-credentials" for t in prefect_server.post("/block_types/filter", {}))
+    pool = run([str(BIN / "prefect"), "work-pool", "create", "scenario-local", "--type", "process"], prefect_server)
+    assert pool.returncode == 0, pool.stdout + pool.stderr
+    deployed = run(
+        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+        prefect_server,
+        cwd=ROOT,
+    )
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    names = {d["name"] for d in prefect_server.post("/deployments/filter", {})}
+    assert {"s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"} <= names
+
+
+def model_status(base_url: str, model_id: str) -> str:
+    async def read() -> str:
+        async with ScenarioClient(api_key=KEY, api_secret=SECRET, project_id="proj_cancel", base_url=base_url) as c:
+            return (await c.get_model(model_id)).status
+
+    return asyncio.run(read())
+
+
+@pytest.mark.timeout(200)
+def test_cancelling_the_flow_run_cancels_the_remote_training(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    config = EmulatorConfig(api_key=KEY, api_secret=SECRET, queue_seconds=0.1, start_seconds=0.1, train_seconds=600)
+    with EmulatorServer(config) as emulator:
+        script = f"""
+from prefect_scenario import ScenarioCredentials
+ScenarioCredentials(api_key="{KEY}", api_secret="{SECRET}", project_id="proj_cancel",
+                    base_url="{emulator.base_url}").save("cancel-emulator", overwrite=True)
+"""
+        subprocess.run([sys.executable, "-c", script], env=prefect_server.env(), check=True, timeout=120)
+        images = []
+        for i in range(3):
+            path = tmp_path / f"{i}.png"
+            Image.new("RGB", (40, 40), (i * 70, 30, 90)).save(path, "PNG")
+            images.append(str(path))
+        serving = start_process(
+            [sys.executable, "-m", "tests.e2e.serve_train_lora"],
+            prefect_server.env(PREFECT_RUNNER_POLL_FREQUENCY="1"),
+            tmp_path / "serve.log",
+        )
+        try:
+            deployment = wait_for(
+                lambda: next(
+                    (d for d in prefect_server.post("/deployments/filter", {}) if d["name"] == "train-lora"), None
+                ),
+                timeout=60,
+                what="the train-lora deployment",
+            )
+            flow_run = prefect_server.post(
+                f"/deployments/{deployment['id']}/create_flow_run",
+                {"parameters": {"name": "to-cancel", "training_type": "flux.2-dev-lora", "images": images,
+                                "credentials": "cancel-emulator"}},
+            )  # fmt: skip
+
+            def training_model() -> str | None:
+                for request in emulator.requests():
+                    if request["method"] == "PUT" and request["path"].endswith("/train") and request["status"] == 200:
+                        return str(request["path"].split("/")[3])
+                return None
+
+            model_id = wait_for(training_model, timeout=90, what="the training to start")
+            prefect_server.post(
+                f"/flow_runs/{flow_run['id']}/set_state", {"state": {"type": "CANCELLING"}, "force": True}
+            )
+            wait_for(
+                lambda: model_status(emulator.base_url, model_id) == "training-canceled",
+                timeout=60,
+                what="the remote training to be cancelled",
+            )
+        finally:
+            stop_process(serving)
+            print((tmp_path / "serve.log").read_text(errors="replace")[-3000:])
