@@ -197,7 +197,9 @@ async def find_run_model(client: ScenarioClient, *, tag: str, name: str, trainin
     """The model tagged ``tag``, else an untagged orphan of an interrupted create."""
     tagged: list[Model] = []
     orphans: list[Model] = []
-    async for model in client.list_models():
+    # The API filters by tag only for public models (reference §3): read the project's
+    # models in the largest pages it allows and match here.
+    async for model in client.list_models(page_size=500):
         if tag in model.tags:
             tagged.append(model)
         elif (

@@ -244,3 +244,50 @@ async def test_a_fleet_refuses_a_bad_job_before_any_request(fast_emulator: Emula
     with pytest.raises(exc.InvalidParametersError):
         await train_lora_fleet(jobs=jobs, credentials=credentials_for(fast_emulator))
     assert fast_emulator.requests() == []
+
+
+async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emulator: EmulatorServer) -> None:
+    import asyncio
+
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL
+
+    from prefect_scenario.monitoring import artifact_key
+
+    result = await train_lora(
+        name="Visible Hero", training_type="flux.2-dev-lora", images=[png(300 + i) for i in range(3)],
+        parameters={"samplePrompts": ["a hero"]}, credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL,
+    )  # fmt: skip
+    async with get_client() as prefect:
+        summary = await prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["scenario-model-visible-hero"]))
+        )
+        progress = await prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[artifact_key("scenario-training", result.model_id)])
+            )
+        )
+        score = await prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="scenario-dataset-score"))
+        )
+    assert summary and "FLUX.2 Dev" in str(summary[0].data) and "sample" in str(summary[0].data)
+    assert progress and progress[0].type == "progress" and progress[-1].data == 100
+    assert score and score[0].type == "table"
+
+    resource = f"scenario.model.{result.model_id}"
+    wanted = {"scenario.model.created", "scenario.training.started", "scenario.training.progress",
+              "scenario.training.completed"}  # fmt: skip
+    seen: set[str] = set()
+    for _ in range(40):  # events are written asynchronously by the server
+        async with httpx.AsyncClient() as http:
+            response = await http.post(
+                f"{PREFECT_API_URL.value()}/events/filter",
+                json={"filter": {"resource": {"id": [resource]}}, "limit": 50},
+            )
+        seen = {e["event"] for e in response.json()["events"]}
+        if wanted <= seen:
+            break
+        await asyncio.sleep(0.25)
+    assert wanted <= seen
