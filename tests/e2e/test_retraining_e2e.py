@@ -83,7 +83,7 @@ def completed(server: PrefectServer) -> list[dict[str, Any]]:
 def serve(server: PrefectServer, log: Path) -> subprocess.Popen[bytes]:
     args = [
         str(BIN / "prefect-scenario"), "serve", "--bucket", BUCKET, "--prefix", "curated/",
-        "--aws-block", "moto", "--scenario-block", "emulator", "--interval", "2", "--quiet-period", "3",
+        "--aws-block", "moto", "--scenario-block", "emulator", "--interval", "4", "--quiet-period", "2",
         "--min-images", "5", "--training-type", "flux.2-dev-lora", "--cron", "",
     ]  # fmt: skip
     return start_process(args, server.env(PREFECT_RUNNER_POLL_FREQUENCY="1"), log)
@@ -109,7 +109,7 @@ def trained_models(emulator: EmulatorServer) -> dict[int, int]:
     return asyncio.run(read())
 
 
-@pytest.mark.timeout(280)
+@pytest.mark.timeout(480)
 def test_new_curated_images_retrain_exactly_once(
     prefect_server: PrefectServer, moto_endpoint: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -125,7 +125,7 @@ def test_new_curated_images_retrain_exactly_once(
         )
         for i in range(6):
             s3.put_object(Bucket=BUCKET, Key=f"curated/hero-character/{i:02d}.png", Body=image(i))
-        wait_for(lambda: len(completed(prefect_server)) == 1, timeout=90, what="the first retrain")
+        wait_for(lambda: len(completed(prefect_server)) == 1, timeout=150, what="the first retrain")
         assert trained_models(emulator) == {6: 1}
 
         # Two more images, and the serving process killed right after they land: a restart
@@ -134,7 +134,7 @@ def test_new_curated_images_retrain_exactly_once(
             s3.put_object(Bucket=BUCKET, Key=f"curated/hero-character/{i:02d}.png", Body=image(i))
         stop_process(serving, kill=True)
         serving = serve(prefect_server, tmp_path / "serve-2.log")
-        wait_for(lambda: len(completed(prefect_server)) == 2, timeout=90, what="the second retrain")
+        wait_for(lambda: len(completed(prefect_server)) == 2, timeout=150, what="the second retrain")
         assert trained_models(emulator) == {6: 1, 8: 1}
 
         # Several quiet sensor cycles: no new run.
