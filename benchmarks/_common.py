@@ -1,0 +1,354 @@
+"""What every benchmark shares: settings, the emulator process, Prefect's harness, images, rows.
+
+Import this module before ``prefect``: it sets the environment Prefect reads at import.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Telemetry can lock the harness's SQLite database; INFO logs would drown the tables.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import base64
+import contextlib
+import json
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "KEY",
+    "LATENCY",
+    "REGION",
+    "REPS",
+    "SECRET",
+    "TIMINGS",
+    "TRAINING_TYPE",
+    "Emulator",
+    "Row",
+    "aws_client",
+    "credentials",
+    "ended_at",
+    "is_poll",
+    "mark",
+    "median",
+    "moto_server",
+    "noisy_pngs",
+    "prefect_harness",
+    "print_rows",
+    "run_alone",
+    "timestamp",
+    "wait_phase",
+]
+
+KEY, SECRET = "bench-key", "bench-secret-5f1e"
+TRAINING_TYPE = "flux.2-dev-lora"
+# Repetitions per contender; each benchmark alternates contender and baseline.
+REPS = int(os.environ.get("BENCH_REPS", "3"))
+# Added to every API request: the emulator is local, the real API is not.
+LATENCY = float(os.environ.get("BENCH_LATENCY", "0.05"))
+# Short enough for a few-minute run, long enough that the polling strategy shows.
+# The default poll policy first looks again 5 s after seeing a queued training: the
+# training must outlast that, or the benchmark would measure this shortcut, not polling.
+TIMINGS = {"queue_seconds": 1.0, "start_seconds": 0.5, "train_seconds": 4.5}
+REGION = "us-east-1"
+CACHE = Path(tempfile.gettempdir()) / "prefect-scenario-bench"
+
+
+# -- the emulator, in its own process ------------------------------------------------------
+
+
+class Emulator:
+    """The Scenario emulator served by the CLI in a child process.
+
+    A separate process, like the real API: its request handling (decoding every
+    uploaded image) must not compete with the client under test for the GIL.
+    """
+
+    def __init__(self, *, latency: float = LATENCY, **timings: float) -> None:
+        settings = {**TIMINGS, **timings}
+        args = ["--port", "0", "--api-key", KEY, "--api-secret", SECRET, "--latency", str(latency)]
+        for name, value in settings.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        code = "import sys; from prefect_scenario.emulator.server import main; sys.exit(main())"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, bufsize=1
+        )
+        assert self.process.stdout is not None
+        first = self.process.stdout.readline()  # "Scenario API emulator on http://127.0.0.1:PORT/v1"
+        if " on http" not in first:
+            self.stop()
+            raise RuntimeError(f"the emulator did not start: {first!r}")
+        self.base_url = first.split(" on ", 1)[1].strip()
+        self.root_url = self.base_url.removesuffix("/v1")
+        deadline = time.monotonic() + 15
+        while True:
+            with contextlib.suppress(OSError):
+                self._admin("GET", "health")
+                break
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the emulator did not answer /_emulator/health")
+            time.sleep(0.05)
+
+    def _admin(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(f"{self.root_url}/_emulator/{path}", method=method)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"{}")
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The API requests served since the last :meth:`clear` (admin calls are not logged)."""
+        return list(self._admin("GET", "requests")["requests"])
+
+    def clear(self) -> None:
+        """Forget the logged requests."""
+        self._admin("DELETE", "requests")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def credentials(emulator: Emulator, project_id: str) -> Any:
+    """A ``ScenarioCredentials`` block for the emulator (a fresh project isolates a repetition)."""
+    from prefect_scenario.blocks import ScenarioCredentials
+
+    return ScenarioCredentials(
+        api_key=KEY,  # type: ignore[arg-type]
+        api_secret=SECRET,  # type: ignore[arg-type]
+        project_id=project_id,
+        base_url=emulator.base_url,
+    )
+
+
+def ended_at(emulator: Emulator, project_id: str, model_id: str) -> float:
+    """When the emulator ended the model's training, epoch seconds (its ``trainingStats.endedAt``).
+
+    Read after the request log, so this request is not counted.
+    """
+    token = base64.b64encode(f"{KEY}:{SECRET}".encode()).decode()
+    request = urllib.request.Request(
+        f"{emulator.base_url}/models/{model_id}?projectId={project_id}", headers={"Authorization": f"Basic {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        stats = json.loads(response.read())["model"]["trainingStats"]
+    return datetime.fromisoformat(str(stats["endedAt"]).replace("Z", "+00:00")).timestamp()
+
+
+def is_poll(entry: dict[str, Any]) -> bool:
+    """A status read: ``GET /models/{id}`` or ``POST /models/get-bulk``."""
+    path = entry["path"]
+    if entry["method"] == "POST":
+        return bool(path == "/v1/models/get-bulk")
+    return entry["method"] == "GET" and path.startswith("/v1/models/") and path.count("/") == 3
+
+
+def wait_phase(log: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The status reads made after the last training was triggered."""
+    triggers = [i for i, e in enumerate(log) if e["method"] == "PUT" and e["path"].endswith("/train")]
+    return [e for e in log[triggers[-1] + 1 :] if is_poll(e)] if triggers else []
+
+
+# -- S3 and SQS ------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """A moto server (S3, SQS) in a child process on a free loopback port; yields its endpoint.
+
+    Its own process, like the emulator's: with the server in this process, loading
+    10,000 objects competes for one GIL with the client (~400 puts/s instead of ~650).
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the moto server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def aws_client(service: str, endpoint: str) -> Any:
+    """A boto3 client on the moto server (moto accepts any key pair)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench",
+        config=Config(max_pool_connections=32),  # the loaders use 16 threads
+    )
+
+
+# -- Prefect --------------------------------------------------------------------------------
+
+_HARNESS_DEPTH = 0
+
+
+@contextlib.contextmanager
+def prefect_harness() -> Iterator[None]:
+    """Prefect's ephemeral test server, started once per process (nested calls reuse it)."""
+    global _HARNESS_DEPTH
+    if _HARNESS_DEPTH:
+        _HARNESS_DEPTH += 1
+        try:
+            yield
+        finally:
+            _HARNESS_DEPTH -= 1
+        return
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        _HARNESS_DEPTH = 1
+        try:
+            yield
+        finally:
+            _HARNESS_DEPTH = 0
+
+
+# -- images ---------------------------------------------------------------------------------
+
+
+def noisy_pngs(count: int, nbytes: int, *, seed: int = 0) -> list[Path]:
+    """``count`` distinct PNGs of about ``nbytes`` each, made of noise so PNG cannot shrink them.
+
+    Generated once and cached in the temporary directory.
+    """
+    from PIL import Image
+
+    folder = CACHE / f"png-{count}x{nbytes}-{seed}"
+    paths = [folder / f"img-{i:03d}.png" for i in range(count)]
+    if all(p.is_file() for p in paths):
+        return paths
+    folder.mkdir(parents=True, exist_ok=True)
+    side = int((nbytes / 3) ** 0.5)
+    rng = random.Random(seed)
+    for path in paths:
+        image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+        # Level 1: noise does not compress anyway, and level 6 would take seconds per 8 MB image.
+        image.save(path.with_suffix(".tmp"), format="PNG", compress_level=1)
+        path.with_suffix(".tmp").replace(path)
+    return paths
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One measured quantity, contender against baseline, and its target.
+
+    ``limit`` applies to the ratio contender/baseline when ``on_ratio``, else to the
+    contender's value; ``at_most`` says which side of the limit passes.
+    """
+
+    bench: str
+    case: str
+    metric: str
+    unit: str
+    contender: float | None
+    baseline: float | None = None
+    limit: float | None = None
+    on_ratio: bool = True
+    at_most: bool = True
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.contender is None or not self.baseline:
+            return None
+        return self.contender / self.baseline
+
+    @property
+    def target(self) -> str:
+        if self.limit is None:
+            return ""
+        sign = "≤" if self.at_most else "≥"
+        return f"{sign} {self.limit:g}×" if self.on_ratio else f"{sign} {self.limit:g} {self.unit}"
+
+    @property
+    def passed(self) -> bool | None:
+        value = self.ratio if self.on_ratio else self.contender
+        if self.limit is None or value is None:
+            return None
+        return value <= self.limit if self.at_most else value >= self.limit
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ratio": self.ratio, "target": self.target, "passed": self.passed}
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def mark(passed: bool | None) -> str:
+    return {True: "PASS", False: "MISS", None: ""}[passed]
+
+
+def print_rows(rows: Sequence[dict[str, Any]]) -> None:
+    """The rows as an aligned text table, each ratio next to its target."""
+    for row in rows:
+        ratio = f"{row['ratio']:.2f}×" if row["ratio"] is not None else ""
+        print(
+            f"  {row['bench']:<11} {row['case']:<18} {row['metric']:<34} "
+            f"{_fmt(row['contender']):>8} vs {_fmt(row['baseline']):>8} {row['unit']:<5} "
+            f"{ratio:>7}  {row['target']:<10} {mark(row['passed'])}" + (f"  ({row['note']})" if row["note"] else "")
+        )
+    sys.stdout.flush()
+
+
+def timestamp() -> str:
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def run_alone(run: Callable[[], list[dict[str, Any]]]) -> None:
+    """``python -m benchmarks.bench_x``: one benchmark in Prefect's harness, its rows printed."""
+    with prefect_harness():
+        rows = run()
+    print_rows(rows)

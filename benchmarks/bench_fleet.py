@@ -1,0 +1,113 @@
+"""Fleet: 20 models training at once with ``train_lora_fleet``, against one ``train_lora``.
+
+The fleet flow starts every training (one ``train_lora`` subflow each, up to the
+trigger), then waits for all of them with one ``POST /models/get-bulk`` per polling
+cycle. Measured: polling requests per cycle, counted per started block of 100
+models (one get-bulk takes up to 100 ids), and the fleet's wall time against a
+single training of the same size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import (
+    REPS,
+    TRAINING_TYPE,
+    Emulator,
+    Row,
+    credentials,
+    median,
+    noisy_pngs,
+    run_alone,
+    wait_phase,
+)
+
+MODELS = 20
+IMAGES_PER_MODEL = 5
+IMAGE_BYTES = 300_000
+CONCURRENCY = 8
+FLEET_REPS = max(1, REPS - 1)
+# Polls of one cycle are sent back to back; cycles are at least the policy's minimum (0.25 s) apart.
+CYCLE_GAP = 0.2
+
+
+def cycles(polls: list[dict[str, Any]]) -> int:
+    """How many polling cycles the status reads form, grouping reads closer than ``CYCLE_GAP``."""
+    times = sorted(p["time"] for p in polls)
+    return sum(1 for i, t in enumerate(times) if i == 0 or t - times[i - 1] > CYCLE_GAP)
+
+
+def fleet(emulator: Emulator, images: list[Path], project: str, rep: int) -> dict[str, float]:
+    from prefect_scenario.flows import train_lora_fleet
+
+    jobs = [
+        {
+            "name": f"fleet-{rep}-{n:02d}",
+            "training_type": TRAINING_TYPE,
+            "images": [str(p) for p in images[n * IMAGES_PER_MODEL : (n + 1) * IMAGES_PER_MODEL]],
+        }
+        for n in range(MODELS)
+    ]
+    started = time.monotonic()
+    asyncio.run(
+        train_lora_fleet(
+            jobs=jobs, credentials=credentials(emulator, project), name=f"bench-{rep}", upload_concurrency=CONCURRENCY
+        )
+    )
+    wall = time.monotonic() - started
+    polls = wait_phase(emulator.requests())
+    return {"wall": wall, "per_cycle": len(polls) / max(1, cycles(polls)) / math.ceil(MODELS / 100)}
+
+
+def single(emulator: Emulator, images: list[Path], project: str, rep: int) -> dict[str, float]:
+    from prefect_scenario.flows import train_lora
+
+    started = time.monotonic()
+    asyncio.run(
+        train_lora(
+            name=f"single-{rep}",
+            training_type=TRAINING_TYPE,
+            images=[str(p) for p in images[:IMAGES_PER_MODEL]],
+            credentials=credentials(emulator, project),
+            upload_concurrency=CONCURRENCY,
+        )
+    )
+    return {"wall": time.monotonic() - started}
+
+
+def run() -> list[dict[str, Any]]:
+    try:
+        from prefect_scenario.flows import train_lora_fleet  # noqa: F401
+        from prefect_scenario.tasks import wait_until_all_terminal  # noqa: F401
+    except ImportError as exc:
+        print(f"  fleet: skipped, the bulk wait is not in this version of prefect_scenario ({exc})")
+        return []
+    images = noisy_pngs(MODELS * IMAGES_PER_MODEL, IMAGE_BYTES, seed=1)
+    runs: dict[str, list[dict[str, float]]] = {"fleet": [], "single": []}
+    with Emulator() as emulator:
+        # A fleet run takes ~40 s today (see the report): one repetition fewer than elsewhere.
+        for rep in range(FLEET_REPS):
+            order = ("fleet", "single") if rep % 2 == 0 else ("single", "fleet")
+            for who in order:
+                emulator.clear()
+                project = f"proj_{uuid.uuid4().hex[:10]}"
+                runs[who].append((fleet if who == "fleet" else single)(emulator, images, project, rep))
+    case = f"{MODELS} models"
+    per_cycle = median([r["per_cycle"] for r in runs["fleet"]])
+    walls = {who: median([r["wall"] for r in runs[who]]) for who in runs}
+    per_100, size = "per 100 models begun", f"{IMAGES_PER_MODEL} images per model"
+    rows = [
+        Row("fleet", case, "polling requests per cycle", "req", per_cycle, None, 1.0, on_ratio=False, note=per_100),
+        Row("fleet", case, "wall time vs one training", "s", walls["fleet"], walls["single"], 1.5, note=size),
+    ]
+    return [r.to_dict() for r in rows]
+
+
+if __name__ == "__main__":
+    run_alone(run)
