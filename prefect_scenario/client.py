@@ -210,12 +210,12 @@ class ScenarioClient:
                 response = await self._http.request(method, path.lstrip("/"), json=json, params=query)
             except httpx.TimeoutException as exc:
                 error: APIError = APITimeoutError(
-                    f"no answer within the timeout ({type(exc).__name__})", method=method, path=route
+                    f"no answer within the timeout ({type(exc).__name__})", method=method, path=_template(route)
                 )
                 retry_after = None
             except httpx.TransportError as exc:
                 error = APIConnectionError(
-                    f"connection failed or dropped ({type(exc).__name__})", method=method, path=route
+                    f"connection failed or dropped ({type(exc).__name__})", method=method, path=_template(route)
                 )
                 retry_after = None
             else:
@@ -237,7 +237,7 @@ class ScenarioClient:
             raise error_for_status(500)(
                 f"the API answered {response.status_code} with a body that is not JSON",
                 method=method,
-                path=route,
+                path=_template(route),
                 status_code=response.status_code,
                 request_id=response.headers.get("x-request-id"),
             ) from None
@@ -246,7 +246,7 @@ class ScenarioClient:
         body = self._scrub(response.text[:_BODY_EXCERPT])
         fields: dict[str, Any] = {
             "method": method,
-            "path": route,
+            "path": _template(route),
             "status_code": response.status_code,
             "request_id": response.headers.get("x-request-id"),
             "should_retry": parse_should_retry(response.headers),
@@ -451,6 +451,12 @@ class ScenarioClient:
             idempotent=True,
         )
         return DatasetScore.model_validate(data)
+
+
+def _template(route: str) -> str:
+    # Errors carry the method separately; "GET /models/{id}" → "/models/{id}", so a message
+    # reads "GET /models/{id}: ..." rather than "GET GET /models/{id}: ..." (seen in the bad-input table).
+    return route.partition(" ")[2] or route
 
 
 def _error_text(response: httpx.Response) -> str | None:

@@ -17,11 +17,11 @@ import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
-from prefect import Flow, flow, get_run_logger
+from prefect import Flow, get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
@@ -63,6 +63,47 @@ MODEL_TAG_PREFIX = "scenario-model:"
 CREDENTIALS_TAG_PREFIX = "scenario-credentials:"
 # Flow runs in this process and the model each one trains, for the cancellation hook.
 _ACTIVE: dict[str, tuple[ScenarioCredentials, str]] = {}
+_SECRET_PARAMETERS = frozenset({"wandbKey", "wandb_key"})
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _mask_secrets(value: Any) -> Any:
+    """``value`` with every W&B key, at any depth, replaced by ``**********``."""
+    if isinstance(value, dict):
+        return {
+            k: "**********" if k in _SECRET_PARAMETERS and v is not None else _mask_secrets(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_secrets(v) for v in value]
+    return value
+
+
+class _SecretSafeFlow(Flow[P, R]):
+    """A flow whose recorded parameters never hold a W&B key.
+
+    Prefect stores a run's parameters as the caller gave them: a ``SecretStr`` is
+    masked, but ``parameters={"wandbKey": ...}`` (the CLI's form, a sidecar's, a
+    fleet job's) was stored in plain text in the flow run (found by the reliability
+    suite's secrets test). The flow itself still receives the real value.
+    """
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        return dict(_mask_secrets(super().serialize_parameters(parameters)))
+
+    def with_options(self, *args: Any, **kwargs: Any) -> Flow[P, R]:
+        copy = super().with_options(*args, **kwargs)
+        copy.__class__ = _SecretSafeFlow
+        return copy
+
+
+def _secret_safe_flow(**options: Any) -> Callable[[Callable[P, R]], Flow[P, R]]:
+    """``@flow(**options)``, making a :class:`_SecretSafeFlow`."""
+
+    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+        return _SecretSafeFlow(fn, **options)
+
+    return decorate
 
 
 class EpochResult(BaseModel):
@@ -288,7 +329,7 @@ def _check_common(
     return ttype, params
 
 
-@flow(name="train-lora", flow_run_name="train-lora-{name}", on_cancellation=[_cancel_remote_training])
+@_secret_safe_flow(name="train-lora", flow_run_name="train-lora-{name}", on_cancellation=[_cancel_remote_training])
 async def train_lora(
     name: str,
     training_type: str,
@@ -388,7 +429,9 @@ def _wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
     return InvalidTrainingTypeError(f"{ttype.id!r} is {kind} training type: use {use}")
 
 
-@flow(name="train-edit-lora", flow_run_name="train-edit-lora-{name}", on_cancellation=[_cancel_remote_training])
+@_secret_safe_flow(
+    name="train-edit-lora", flow_run_name="train-edit-lora-{name}", on_cancellation=[_cancel_remote_training]
+)
 async def train_edit_lora(
     name: str,
     training_type: str,
@@ -479,7 +522,7 @@ async def train_edit_lora(
         )
 
 
-@flow(name="train-lora-fleet", flow_run_name="train-lora-fleet-{name}")
+@_secret_safe_flow(name="train-lora-fleet", flow_run_name="train-lora-fleet-{name}")
 async def train_lora_fleet(
     jobs: list[dict[str, Any]],
     credentials: ScenarioCredentials | str | None = None,

@@ -15,6 +15,8 @@
                            (409 otherwise); ``{"now": ...}``
 ``GET /files/{assetId}``   an asset's bytes (the stand-in for the API's signed URLs);
                            epoch sample assets are served as a placeholder PNG
+``GET /openapi.json``      the OpenAPI 3.0 description of the ``/v1`` routes
+                           (:mod:`.openapi`)
 =========================  ==================================================================
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 from functools import lru_cache
+from typing import Any
 
 from PIL import Image
 from starlette.requests import Request
@@ -30,11 +33,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prefect_scenario.emulator.faults import FaultConfig
+from prefect_scenario.emulator.openapi import openapi_schema
 from prefect_scenario.emulator.wire import ApiError, conflict, emulator_of, get_str, ok, read_object
 
 __all__ = ["routes"]
 
 _ADMIN_BODY_LIMIT = 1024 * 1024
+_LATEST = 221_845_392_000.0  # 9000-01-01T00:00:00Z, far from datetime's year-9999 limit
 
 
 async def health(request: Request) -> Response:
@@ -94,6 +99,9 @@ async def clock(request: Request) -> Response:
     seconds = body.get("advance")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise ApiError(400, "advance must be a number of seconds, not negative")
+    if emulator_of(request).now() + seconds > _LATEST:
+        # Past the year 9999 no timestamp renders: every later answer was a 500 (found by the abuse tests).
+        raise ApiError(400, "advance would move the clock past the year 9000")
     try:
         return ok({"now": emulator_of(request).advance_clock(float(seconds))})
     except TypeError:
@@ -121,6 +129,16 @@ async def files(request: Request) -> Response:
     raise ApiError(404, f"file {asset_id!r} not found")
 
 
+async def openapi(request: Request) -> Response:
+    """``GET /_emulator/openapi.json``."""
+    return ok(_openapi_document())
+
+
+@lru_cache(maxsize=1)
+def _openapi_document() -> dict[str, Any]:
+    return openapi_schema()
+
+
 def routes() -> list[Route]:
     """The admin routes, relative to ``/_emulator``."""
     return [
@@ -133,4 +151,5 @@ def routes() -> list[Route]:
         Route("/fail", fail, methods=["POST"]),
         Route("/clock", clock, methods=["POST"]),
         Route("/files/{asset_id}", files, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
     ]

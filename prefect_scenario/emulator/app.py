@@ -31,7 +31,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from prefect_scenario.emulator import admin, routes_assets, routes_models, routes_training
@@ -163,7 +163,7 @@ class EmulatorApp(Starlette):
                 Mount("/v1", routes=[*routes_models.routes(), *routes_assets.routes(), *routes_training.routes()]),
                 Mount("/_emulator", routes=admin.routes()),
             ],
-            exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+            exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )
 
     def build_middleware_stack(self) -> ASGIApp:
@@ -248,6 +248,11 @@ async def _api_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status, exc.message, exc.headers)
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    # A bug in the emulator still answers in its JSON error shape (Starlette logs the traceback).
+    return error_response(500, f"emulator error: {type(exc).__name__}")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail
@@ -255,7 +260,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
+        # Starlette's Allow names only the first route on the path; a path served by two
+        # routes (GET and POST /v1/models) must name both (found by the schemathesis fuzz).
+        return error_response(405, message, {"Allow": ", ".join(_allowed_methods(request))})
     return error_response(exc.status_code, message, exc.headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource at the request's path (HEAD comes with GET).
+
+    Where a literal route and a parameterised one both match (``/models/get-bulk`` and
+    ``/models/{model_id}``), the resource is the most literal one: the fewest path parameters.
+    """
+    matched: list[tuple[int, set[str]]] = []
+    # The router has already rewritten the scope for the mount it entered: start from the raw path.
+    scope: Scope = {"type": "http", "path": request.url.path, "root_path": "", "method": request.method}
+    for mount in request.app.routes:
+        match, child = mount.matches(scope)
+        if match == Match.NONE or not isinstance(mount, Mount):
+            continue
+        for route in mount.routes:
+            if isinstance(route, Route) and route.methods and route.matches({**scope, **child})[0] != Match.NONE:
+                matched.append((len(route.param_convertors), route.methods))
+    fewest = min((params for params, _ in matched), default=0)
+    return sorted({m for params, methods in matched if params == fewest for m in methods})
 
 
 class _Gateway:

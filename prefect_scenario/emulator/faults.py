@@ -97,6 +97,14 @@ class FaultConfig:
         if unknown:
             raise ValueError(f"unknown fault settings: {', '.join(unknown)}")
         values = dict(data)
+        for f in fields(cls):
+            value = values.get(f.name)
+            if value is None or f.name in ("methods", "paths"):
+                continue
+            # JSON gives bools and floats where ints are meant: refuse them here, not deep inside a comparison.
+            whole = f.name in ("error_status", "limit", "seed")
+            if isinstance(value, bool) or not isinstance(value, int if whole else int | float):
+                raise ValueError(f"{f.name} must be {'an integer' if whole else 'a number'}, got {value!r}")
         for name in ("methods", "paths"):
             if name in values:
                 if not isinstance(values[name], list | tuple) or not all(isinstance(v, str) for v in values[name]):
