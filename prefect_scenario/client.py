@@ -26,9 +26,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import json
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
 
@@ -106,6 +108,36 @@ def _unwrap_credentials(api_key: SecretStr, api_secret: SecretStr) -> tuple[str,
         raise ConfigurationError("Scenario API key and secret must both be set and non-empty")
     token = base64.b64encode(f"{key}:{secret}".encode()).decode("ascii")
     return f"Basic {token}", (token, secret, key)
+
+
+_CHUNK = 3 * 1024 * 1024  # a multiple of 3: base64 chunks concatenate without padding
+
+
+class StreamedBody:
+    """A JSON body ``{"name": ..., "data": "data:<mime>;base64,<file>"}`` produced chunk by chunk."""
+
+    def __init__(self, head: bytes, data: bytes | Path, tail: bytes) -> None:
+        self.head, self.data, self.tail = head, data, tail
+        size = len(data) if isinstance(data, bytes) else data.stat().st_size
+        length = len(head) + 4 * ((size + 2) // 3) + len(tail)
+        self.headers = {"Content-Type": "application/json", "Content-Length": str(length)}
+
+    @classmethod
+    def data_url_upload(cls, *, name: str, data: bytes | Path, mime_type: str) -> StreamedBody:
+        head = f'{{"name": {json.dumps(name)}, "data": "data:{mime_type};base64,'.encode()
+        return cls(head, data, b'"}')
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        yield self.head
+        if isinstance(self.data, bytes):
+            view = memoryview(self.data)
+            for start in range(0, len(view), _CHUNK):
+                yield base64.b64encode(view[start : start + _CHUNK])
+        else:
+            with self.data.open("rb") as handle:
+                while chunk := await asyncio.to_thread(handle.read, _CHUNK):
+                    yield base64.b64encode(chunk)
+        yield self.tail
 
 
 def data_url(data: bytes, mime_type: str) -> str:
@@ -193,6 +225,7 @@ class ScenarioClient:
         *,
         route: str,
         json: Any = None,
+        body: StreamedBody | None = None,
         params: Mapping[str, str | int] | None = None,
         idempotent: bool,
     ) -> Any:
@@ -207,7 +240,12 @@ class ScenarioClient:
             self.request_count += 1
             self.requests_by_route[route] += 1
             try:
-                response = await self._http.request(method, path.lstrip("/"), json=json, params=query)
+                if body is not None:
+                    response = await self._http.request(
+                        method, path.lstrip("/"), content=body.stream(), headers=body.headers, params=query
+                    )
+                else:
+                    response = await self._http.request(method, path.lstrip("/"), json=json, params=query)
             except httpx.TimeoutException as exc:
                 error: APIError = APITimeoutError(
                     f"no answer within the timeout ({type(exc).__name__})", method=method, path=_template(route)
@@ -341,10 +379,23 @@ class ScenarioClient:
 
     # -- training images and assets -----------------------------------------------------
 
-    async def add_training_image(self, model_id: str, *, name: str, data: bytes, mime_type: str) -> TrainingImage:
-        """``POST /models/{id}/training-images`` with the image inline as a data URL. Sent once."""
-        body = {"name": name, "data": data_url(data, mime_type)}
-        return await self._add_training_images(model_id, body)
+    async def add_training_image(
+        self, model_id: str, *, name: str, data: bytes | Path, mime_type: str
+    ) -> TrainingImage:
+        """``POST /models/{id}/training-images`` with the image inline as a data URL. Sent once.
+
+        The JSON body is streamed, base64-encoding ``data`` (bytes, or a file read in
+        chunks) as it goes: an upload holds a few MB in memory, not several copies of
+        the image (``benchmarks/bench_memory.py``).
+        """
+        response = await self._request(
+            "POST",
+            f"/models/{model_id}/training-images",
+            route="POST /models/{id}/training-images",
+            body=StreamedBody.data_url_upload(name=name, data=data, mime_type=mime_type),
+            idempotent=False,
+        )
+        return TrainingImage.model_validate(response["trainingImage"])
 
     async def add_training_image_asset(self, model_id: str, asset_id: str) -> TrainingImage:
         """``POST /models/{id}/training-images`` with one existing asset id. Sent once."""

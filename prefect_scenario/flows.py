@@ -61,8 +61,8 @@ __all__ = [
 
 MODEL_TAG_PREFIX = "scenario-model:"
 CREDENTIALS_TAG_PREFIX = "scenario-credentials:"
-# Flow runs in this process and the model each one trains, for the cancellation hook.
-_ACTIVE: dict[str, tuple[ScenarioCredentials, str]] = {}
+# Flow runs in this process and the models each one trains, for the cancellation hook.
+_ACTIVE: dict[str, tuple[ScenarioCredentials, set[str]]] = {}
 _SECRET_PARAMETERS = frozenset({"wandbKey", "wandb_key"})
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -158,42 +158,47 @@ def _image_identity(image: PreparedImage) -> str:
 
 
 async def _remember_model(credentials: ScenarioCredentials, credentials_arg: Any, model_id: str) -> None:
-    """Record the model on the flow run, for the cancellation hook (in this or another process)."""
+    """Record the model on the flow run, for the cancellation hook (in this or another process).
+
+    A fleet run trains many models: each call writes the tags of all of them.
+    """
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         return
     run_id = str(context.flow_run.id)
-    _ACTIVE[run_id] = (credentials, model_id)
-    tags = [t for t in context.flow_run.tags if not t.startswith(MODEL_TAG_PREFIX)] + [f"{MODEL_TAG_PREFIX}{model_id}"]
+    _, models = _ACTIVE.setdefault(run_id, (credentials, set()))
+    models.add(model_id)
+    tags = {t for t in context.flow_run.tags if not t.startswith(MODEL_TAG_PREFIX)}
+    tags |= {f"{MODEL_TAG_PREFIX}{m}" for m in models}
     if isinstance(credentials_arg, str):
-        tags.append(f"{CREDENTIALS_TAG_PREFIX}{credentials_arg}")
+        tags.add(f"{CREDENTIALS_TAG_PREFIX}{credentials_arg}")
     try:
         async with get_client() as prefect:
-            await prefect.update_flow_run(context.flow_run.id, tags=sorted(set(tags)))
+            await prefect.update_flow_run(context.flow_run.id, tags=sorted(tags))
     except Exception as exc:
         get_run_logger().debug("could not tag the flow run: %s", type(exc).__name__)
 
 
 async def _cancel_remote_training(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-    """``on_cancellation`` hook: cancel the Scenario training this flow run started."""
+    """``on_cancellation`` hook: cancel the Scenario trainings this flow run started."""
     active = _ACTIVE.pop(str(flow_run.id), None)
     if active is not None:
-        credentials, model_id = active
+        credentials, model_ids = active
     else:
         # Another process (a runner) runs the hook: read what the flow run recorded.
         async with get_client() as prefect:
             tags = (await prefect.read_flow_run(flow_run.id)).tags
-        model_ids = [t[len(MODEL_TAG_PREFIX) :] for t in tags if t.startswith(MODEL_TAG_PREFIX)]
+        model_ids = {t[len(MODEL_TAG_PREFIX) :] for t in tags if t.startswith(MODEL_TAG_PREFIX)}
         blocks = [t[len(CREDENTIALS_TAG_PREFIX) :] for t in tags if t.startswith(CREDENTIALS_TAG_PREFIX)]
         if not model_ids:
             return
-        model_id = model_ids[0]
         credentials = await resolve_credentials(blocks[0] if blocks else None)
     async with credentials.get_client() as client:
-        model = await client.get_model(model_id)
-        if model.status == "training":
-            model = await client.cancel_training(model_id)
-        emit_training_event("scenario.training.canceled", model, {"reason": "flow run cancelled"})
+        for model_id in sorted(model_ids):
+            model = await client.get_model(model_id)
+            if model.status == "training":
+                model = await client.cancel_training(model_id)
+            emit_training_event("scenario.training.canceled", model, {"reason": "flow run cancelled"})
 
 
 def _result(
@@ -288,7 +293,7 @@ async def _run(
         if pairs is not None:
             await set_training_pairs(credentials, model.id, pairs, upload_concurrency)
         else:
-            await upload_training_images(credentials, model.id, images or [], upload_concurrency)
+            await upload_training_images(credentials, model.id, images or [], upload_concurrency, created)
         durations["upload"] = clock() - started
 
         started = clock()
@@ -390,6 +395,40 @@ async def train_lora(
         print(result.model_id, result.status)
         ```
     """
+    return await _train_images(
+        name=name,
+        training_type=training_type,
+        images=images,
+        credentials=credentials,
+        parameters=parameters,
+        wait=wait,
+        timeout_seconds=timeout_seconds,
+        idempotency_key=idempotency_key,
+        force=force,
+        min_dataset_score=min_dataset_score,
+        upload_concurrency=upload_concurrency,
+        aws_credentials=aws_credentials,
+        poll_policy=poll_policy,
+    )
+
+
+async def _train_images(
+    *,
+    name: str,
+    training_type: str,
+    images: list[ImageSource],
+    credentials: ScenarioCredentials | str | None,
+    parameters: TrainingParameters | dict[str, Any] | None = None,
+    wait: bool = True,
+    timeout_seconds: float = 4 * 3600,
+    idempotency_key: str | None = None,
+    force: bool = False,
+    min_dataset_score: float | None = None,
+    upload_concurrency: int = 4,
+    aws_credentials: Any = None,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+) -> TrainingResult:
+    """The body of :func:`train_lora`, callable inside any flow run (the fleet's)."""
     durations: dict[str, float] = {}
     started = time.monotonic()
     ttype, params = _check_common(training_type, parameters, timeout_seconds, upload_concurrency)
@@ -522,7 +561,9 @@ async def train_edit_lora(
         )
 
 
-@_secret_safe_flow(name="train-lora-fleet", flow_run_name="train-lora-fleet-{name}")
+@_secret_safe_flow(
+    name="train-lora-fleet", flow_run_name="train-lora-fleet-{name}", on_cancellation=[_cancel_remote_training]
+)
 async def train_lora_fleet(
     jobs: list[dict[str, Any]],
     credentials: ScenarioCredentials | str | None = None,
@@ -582,9 +623,11 @@ async def train_lora_fleet(
             raise _wrong_kind(ttype, "train_edit_lora with before/after pairs")
         check_dataset_size(ttype, images=len(job["images"]))
     resolved = await resolve_credentials(credentials)
+    # Every job's steps run as tasks of this one flow run: concurrent subflows cost Prefect
+    # seconds each to start (measured by benchmarks/bench_fleet.py), tasks do not.
     started = await asyncio.gather(
         *(
-            train_lora(
+            _train_images(
                 **job,
                 credentials=resolved,
                 wait=False,

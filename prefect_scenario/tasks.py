@@ -42,6 +42,7 @@ from typing import Any, TypeVar
 from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
+from prefect.runtime import task_run as current_task_run
 from prefect.tasks import exponential_backoff
 
 from prefect_scenario.blocks import ScenarioCredentials
@@ -51,6 +52,7 @@ from prefect_scenario.exceptions import (
     APITimeoutError,
     ConflictError,
     DatasetRejected,
+    InvalidImageError,
     RateLimitError,
     TrainingCanceled,
     TrainingFailed,
@@ -226,10 +228,15 @@ async def _current_images(client: ScenarioClient, model_id: str) -> list[Trainin
 
 
 async def _upload_missing(
-    client: ScenarioClient, model_id: str, images: Sequence[PreparedImage], concurrency: int, settle_seconds: float
+    client: ScenarioClient,
+    model_id: str,
+    images: Sequence[PreparedImage],
+    concurrency: int,
+    settle_seconds: float,
+    known_empty: bool = False,
 ) -> dict[str, str]:
     """Upload what is not on the model yet; return content/asset identity → training image id."""
-    existing = await _current_images(client, model_id)
+    existing = [] if known_empty else await _current_images(client, model_id)
     on_model: dict[str, str] = {}
     for image in existing:
         identity = hash_from_wire_name(image.name) or image.id
@@ -240,7 +247,10 @@ async def _upload_missing(
 
     async def add(image: PreparedImage) -> None:
         async with limit:
-            data = await asyncio.to_thread(image.read)
+            # Bytes given by the caller, or the staged file, streamed by the client.
+            data = image.data if image.data is not None else image.path
+            if data is None:
+                raise InvalidImageError(f"{image.source} has no bytes to upload", source=image.source)
             send = functools.partial(
                 client.add_training_image,
                 model_id,
@@ -290,23 +300,40 @@ async def _remove_duplicates(client: ScenarioClient, model_id: str) -> int:
 
 @task(name="upload-training-images", task_run_name="upload-training-images-{model_id}", **RETRY_OPTIONS)
 async def upload_training_images(
-    credentials: ScenarioCredentials, model_id: str, images: list[PreparedImage], concurrency: int = 4
+    credentials: ScenarioCredentials,
+    model_id: str,
+    images: list[PreparedImage],
+    concurrency: int = 4,
+    fresh: bool = False,
 ) -> list[str]:
     """Add the images to the model, each exactly once, ``concurrency`` at a time.
 
     Images already on the model (recognised by the content hash in their name) are
     skipped; existing asset ids are added in batches of up to 10.
 
+    Args:
+        credentials: the Scenario credentials block.
+        model_id: the model.
+        images: the checked images.
+        concurrency: uploads in flight at once.
+        fresh: this run just created the model. The first attempt then skips reading
+            the (empty) model before uploading and, when every upload was answered,
+            the duplicate check after it: a duplicate needs a lost answer, and a lost
+            answer fails the attempt, whose retry checks everything.
+
     Returns:
         The training image ids, in the order of ``images``.
     """
     logger = get_run_logger()
+    first_attempt = fresh and current_task_run.run_count <= 1
     async with credentials.get_client() as client:
         started = time.monotonic()
         on_model = await _honour_retry_after(
-            lambda: _upload_missing(client, model_id, images, concurrency, _settle_seconds(credentials))
+            lambda: _upload_missing(
+                client, model_id, images, concurrency, _settle_seconds(credentials), known_empty=first_attempt
+            )
         )
-        removed = await _remove_duplicates(client, model_id)
+        removed = 0 if first_attempt else await _remove_duplicates(client, model_id)
         if removed:
             logger.warning("removed %d duplicate training image(s) left by a lost answer", removed)
         logger.info("%d training images on %s (%.1fs)", len(images), model_id, time.monotonic() - started)
