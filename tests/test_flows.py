@@ -291,3 +291,25 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emu
             break
         await asyncio.sleep(0.25)
     assert wanted <= seen
+
+
+async def test_a_low_dataset_score_refuses_to_train_before_spending(fast_emulator: EmulatorServer) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from prefect_scenario.monitoring import artifact_key
+
+    with pytest.raises(exc.DatasetRejected, match=r"below the required 0\.90") as raised:
+        await train_lora(
+            name="small-images", training_type="flux.2-dev-lora", images=[png(400 + i) for i in range(5)],
+            min_dataset_score=0.9, credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL,
+        )  # fmt: skip
+    assert raised.value.score is not None and raised.value.score < 0.9
+    assert api_requests(fast_emulator, "PUT", "/train", status=None) == []  # nothing spent
+    async with get_client() as prefect:
+        (table,) = await prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[artifact_key("scenario-dataset-score", raised.value.model_id or "")])
+            )
+        )
+    assert "Width and height must be larger than 1024" in str(table.data)
