@@ -127,57 +127,44 @@ def _print_result(result: Any) -> None:
     print(json.dumps(result.model_dump(mode="json"), indent=2))
 
 
+def _run_training(flow_fn: Any, args: argparse.Namespace, **dataset: Any) -> int:
+    """Run a training flow with the options both train commands share, under a progress bar."""
+    options = {
+        "name": args.name,
+        "training_type": args.training_type,
+        "credentials": args.block,
+        "parameters": _parameters(args),
+        "wait": not args.no_wait,
+        "timeout_seconds": args.timeout,
+        "force": args.force,
+        "min_dataset_score": args.min_dataset_score,
+    }
+    result = _with_bar(lambda: asyncio.run(flow_fn(**options, **dataset)))
+    _print_result(result)
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from prefect_scenario.flows import train_lora
 
-    result = _with_bar(
-        lambda: asyncio.run(
-            train_lora(
-                name=args.name,
-                training_type=args.training_type,
-                images=list(args.images),
-                credentials=args.block,
-                parameters=_parameters(args),
-                wait=not args.no_wait,
-                timeout_seconds=args.timeout,
-                force=args.force,
-                min_dataset_score=args.min_dataset_score,
-            )
-        )
-    )
-    _print_result(result)
-    return 0
+    return _run_training(train_lora, args, images=list(args.images))
 
 
 def _train_edit(args: argparse.Namespace) -> int:
     from prefect_scenario.flows import train_edit_lora
 
-    lines = [line for line in args.pairs_file.read_text().splitlines() if line.strip()]
     base = args.pairs_file.parent
     pairs: list[Any] = []
-    for line in lines:
+    for line in args.pairs_file.read_text().splitlines():
+        if not line.strip():
+            continue
         item = json.loads(line)
+        # Paths in the pairs file are relative to it.
         for side in ("before", "after"):
             if isinstance(item.get(side), str) and not item[side].startswith(("s3://", "asset_")):
                 item[side] = str(base / item[side])
         pairs.append(item)
-    result = _with_bar(
-        lambda: asyncio.run(
-            train_edit_lora(
-                name=args.name,
-                training_type=args.training_type,
-                pairs=pairs,
-                credentials=args.block,
-                parameters=_parameters(args),
-                wait=not args.no_wait,
-                timeout_seconds=args.timeout,
-                force=args.force,
-                min_dataset_score=args.min_dataset_score,
-            )
-        )
-    )
-    _print_result(result)
-    return 0
+    return _run_training(train_edit_lora, args, pairs=pairs)
 
 
 async def _status(args: argparse.Namespace) -> int:
