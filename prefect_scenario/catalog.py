@@ -38,6 +38,7 @@ __all__ = [
     "TrainingParameters",
     "TrainingType",
     "check_dataset_size",
+    "describe_validation_error",
     "get_training_type",
     "validate_parameters",
 ]
@@ -230,14 +231,19 @@ class TrainingParameters(BaseModel):
         return wire
 
 
-def _describe(error: ValidationError) -> str:
+def describe_validation_error(
+    error: ValidationError, *, noun: str = "parameter", whole: str = "parameters", show_input: bool = True
+) -> str:
+    """One line naming every problem pydantic found: the field, what is wrong (and the value)."""
     parts = []
     for item in error.errors():
-        loc = ".".join(str(p) for p in item["loc"]) or "parameters"
+        loc = ".".join(str(p) for p in item["loc"]) or whole
         if item["type"] == "extra_forbidden":
-            parts.append(f"unknown parameter {loc!r}")
-        else:
+            parts.append(f"unknown {noun} {loc!r}")
+        elif show_input:
             parts.append(f"{loc}: {item['msg']} (got {item.get('input')!r})")
+        else:
+            parts.append(f"{loc}: {item['msg']}")
     return "; ".join(parts)
 
 
@@ -260,7 +266,7 @@ def validate_parameters(
         try:
             params = TrainingParameters.model_validate(dict(parameters))
         except ValidationError as exc:
-            raise InvalidParametersError(f"Invalid training parameters: {_describe(exc)}") from None
+            raise InvalidParametersError(f"Invalid training parameters: {describe_validation_error(exc)}") from None
     if params.sample_source_images is not None:
         if not ttype.edit:
             raise InvalidParametersError(

@@ -58,6 +58,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from prefect_scenario.catalog import (
     TrainingParameters,
     check_dataset_size,
+    describe_validation_error,
     get_training_type,
     validate_parameters,
 )
@@ -354,14 +355,7 @@ def _text(data: str | bytes, source: str) -> str:
 
 
 def _describe(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "document"
-        if item["type"] == "extra_forbidden":
-            parts.append(f"unknown field {where!r}")
-        else:
-            parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
+    return describe_validation_error(error, noun="field", whole="document", show_input=False)
 
 
 def _load_document(name: str, text: str, source: str) -> object:
