@@ -80,11 +80,11 @@ def completed(server: PrefectServer) -> list[dict[str, Any]]:
     return [r for r in retrain_runs(server) if r["state_type"] == "COMPLETED"]
 
 
-def serve(server: PrefectServer, log: Path) -> subprocess.Popen[bytes]:
+def serve(server: PrefectServer, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     args = [
         str(BIN / "prefect-scenario"), "serve", "--bucket", BUCKET, "--prefix", "curated/",
         "--aws-block", "moto", "--scenario-block", "emulator", "--interval", "4", "--quiet-period", "2",
-        "--min-images", "5", "--training-type", "flux.2-dev-lora", "--cron", "",
+        "--min-images", "5", "--training-type", "flux.2-dev-lora", "--cron", "", *extra,
     ]  # fmt: skip
     return start_process(args, server.env(PREFECT_RUNNER_POLL_FREQUENCY="1"), log)
 
@@ -154,3 +154,31 @@ def test_new_curated_images_retrain_exactly_once(
         stop_process(serving)
         logs = "".join(p.read_text(errors="replace")[-3000:] for p in sorted(tmp_path.glob("serve-*.log")))
         print(logs)
+
+
+@pytest.mark.timeout(300)
+def test_event_driven_setup_retrains_from_the_ready_event(
+    prefect_server: PrefectServer, moto_endpoint: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    s3 = aws_client("s3", moto_endpoint)
+    s3.create_bucket(Bucket=BUCKET)
+    save_blocks(prefect_server, moto_endpoint, emulator)
+    before = {r["id"] for r in completed(prefect_server)} if _deployed(prefect_server) else set()
+    serving = serve(prefect_server, tmp_path / "serve-events.log", "--event-driven")
+    try:
+        for i in range(5):
+            s3.put_object(Bucket=BUCKET, Key=f"curated/villain/{i:02d}.png", Body=image(100 + i))
+        # The sensor only emits scenario.dataset.ready; the deployment trigger creates the run.
+        wait_for(
+            lambda: [r for r in completed(prefect_server) if r["id"] not in before],
+            timeout=150,
+            what="the event-triggered retrain",
+        )
+        assert trained_models(emulator) == {5: 1}
+    finally:
+        stop_process(serving)
+        print((tmp_path / "serve-events.log").read_text(errors="replace")[-3000:])
+
+
+def _deployed(server: PrefectServer) -> bool:
+    return any(d["name"] == "retrain-from-s3" for d in server.post("/deployments/filter", {}))
