@@ -395,7 +395,7 @@ async def train_lora(
         print(result.model_id, result.status)
         ```
     """
-    return await _train_images(
+    return await _train_dataset(
         name=name,
         training_type=training_type,
         images=images,
@@ -412,12 +412,13 @@ async def train_lora(
     )
 
 
-async def _train_images(
+async def _train_dataset(
     *,
     name: str,
     training_type: str,
-    images: list[ImageSource],
     credentials: ScenarioCredentials | str | None,
+    images: list[ImageSource] | None = None,
+    pairs: list[PairSource | dict[str, Any]] | None = None,
     parameters: TrainingParameters | dict[str, Any] | None = None,
     wait: bool = True,
     timeout_seconds: float = 4 * 3600,
@@ -428,30 +429,42 @@ async def _train_images(
     aws_credentials: Any = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
 ) -> TrainingResult:
-    """The body of :func:`train_lora`, callable inside any flow run (the fleet's)."""
+    """The body of both training flows (images or pairs), callable inside any flow run (the fleet's).
+
+    Everything is checked before the first request; then :func:`_run` does the API steps.
+    """
     durations: dict[str, float] = {}
     started = time.monotonic()
     ttype, params = _check_common(training_type, parameters, timeout_seconds, upload_concurrency)
-    if ttype.edit:
+    if ttype.edit and pairs is None:
         raise _wrong_kind(ttype, "train_edit_lora with before/after pairs")
-    for warning in check_dataset_size(ttype, images=len(images)):
+    if not ttype.edit and images is None:
+        raise _wrong_kind(ttype, "train_lora with images")
+    for warning in check_dataset_size(ttype, images=len(images or []), pairs=len(pairs or [])):
         get_run_logger().warning(warning)
     with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
         aws = await resolve_aws_credentials(aws_credentials) if aws_credentials is not None else None
-        prepared = await prepare_images(
-            images, aws_credentials=aws, workdir=Path(workdir), concurrency=upload_concurrency
-        )
+        options: dict[str, Any] = {"aws_credentials": aws, "workdir": Path(workdir), "concurrency": upload_concurrency}
+        prepared_images: list[PreparedImage] | None = None
+        prepared_pairs: list[PreparedPair] | None = None
+        items: list[Any]
+        if pairs is not None:
+            prepared_pairs = await prepare_pairs(pairs, **options)
+            items = [[_image_identity(p.before), _image_identity(p.after), p.instruction] for p in prepared_pairs]
+        else:
+            prepared_images = await prepare_images(images or [], **options)
+            items = sorted(_image_identity(i) for i in prepared_images)
         durations["prepare"] = time.monotonic() - started
         key = idempotency_key or derive_idempotency_key(
-            name=name, training_type=ttype.id, items=sorted(_image_identity(i) for i in prepared), parameters=params
+            name=name, training_type=ttype.id, items=items, parameters=params
         )
         return await _run(
             credentials_arg=credentials,
             name=name,
             ttype=ttype,
             params=params,
-            images=prepared,
-            pairs=None,
+            images=prepared_images,
+            pairs=prepared_pairs,
             key=key,
             wait=wait,
             timeout_seconds=timeout_seconds,
@@ -527,38 +540,21 @@ async def train_edit_lora(
         )
         ```
     """
-    durations: dict[str, float] = {}
-    started = time.monotonic()
-    ttype, params = _check_common(training_type, parameters, timeout_seconds, upload_concurrency)
-    if not ttype.edit:
-        raise _wrong_kind(ttype, "train_lora with images")
-    check_dataset_size(ttype, pairs=len(pairs))
-    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
-        aws = await resolve_aws_credentials(aws_credentials) if aws_credentials is not None else None
-        prepared = await prepare_pairs(
-            pairs, aws_credentials=aws, workdir=Path(workdir), concurrency=upload_concurrency
-        )
-        durations["prepare"] = time.monotonic() - started
-        items = [[_image_identity(p.before), _image_identity(p.after), p.instruction] for p in prepared]
-        key = idempotency_key or derive_idempotency_key(
-            name=name, training_type=ttype.id, items=items, parameters=params
-        )
-        return await _run(
-            credentials_arg=credentials,
-            name=name,
-            ttype=ttype,
-            params=params,
-            images=None,
-            pairs=prepared,
-            key=key,
-            wait=wait,
-            timeout_seconds=timeout_seconds,
-            force=force,
-            min_dataset_score=min_dataset_score,
-            upload_concurrency=upload_concurrency,
-            poll_policy=poll_policy,
-            durations=durations,
-        )
+    return await _train_dataset(
+        name=name,
+        training_type=training_type,
+        pairs=pairs,
+        credentials=credentials,
+        parameters=parameters,
+        wait=wait,
+        timeout_seconds=timeout_seconds,
+        idempotency_key=idempotency_key,
+        force=force,
+        min_dataset_score=min_dataset_score,
+        upload_concurrency=upload_concurrency,
+        aws_credentials=aws_credentials,
+        poll_policy=poll_policy,
+    )
 
 
 @_secret_safe_flow(
@@ -627,7 +623,7 @@ async def train_lora_fleet(
     # seconds each to start (measured by benchmarks/bench_fleet.py), tasks do not.
     started = await asyncio.gather(
         *(
-            _train_images(
+            _train_dataset(
                 **job,
                 credentials=resolved,
                 wait=False,

@@ -86,14 +86,6 @@ class PreparedImage:
             return self.name
         return f"{self.sha256[:16]}_{self.name}"
 
-    def read(self) -> bytes:
-        """The image bytes (from disk when it was staged there)."""
-        if self.data is not None:
-            return self.data
-        if self.path is not None:
-            return self.path.read_bytes()
-        raise InvalidImageError(f"{self.source} is an asset reference and has no local bytes", source=self.source)
-
 
 def hash_from_wire_name(name: str | None) -> str | None:
     """The 16-hex-digit content hash prefix of a name given by :attr:`PreparedImage.wire_name`."""

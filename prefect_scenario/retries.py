@@ -25,7 +25,6 @@ from prefect_scenario.exceptions import (
     APIConnectionError,
     APIStatusError,
     InvalidInputError,
-    RateLimitError,
 )
 
 __all__ = [
@@ -37,7 +36,6 @@ __all__ = [
     "parse_retry_after",
     "parse_should_retry",
     "retry_delay",
-    "server_retry_after",
 ]
 
 INITIAL_DELAY = 0.5
@@ -118,8 +116,3 @@ def retry_delay(
     if jitter is None:
         jitter = 1.0 - 0.25 * (rng or random).random()
     return min(INITIAL_DELAY * 2.0**retries_made, MAX_DELAY) * jitter
-
-
-def server_retry_after(error: BaseException) -> float | None:
-    """The wait a rate-limit error asked for, if any."""
-    return error.retry_after if isinstance(error, RateLimitError) else None
