@@ -17,9 +17,9 @@ demo: $(STAMP)
 	$(BIN)/prefect-scenario demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check prefect_scenario tests benchmarks
-	$(BIN)/ruff format --check prefect_scenario tests benchmarks
-	$(BIN)/mypy --strict prefect_scenario
+	$(BIN)/ruff check prefect_scenario scenario_emulator tests benchmarks
+	$(BIN)/ruff format --check prefect_scenario scenario_emulator tests benchmarks
+	$(BIN)/mypy --strict prefect_scenario scenario_emulator
 
 test: lint
 	$(BIN)/pytest -q

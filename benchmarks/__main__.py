@@ -33,7 +33,7 @@ BASELINES = {
     "overhead": "the same API calls as a plain asyncio script with `ScenarioClient` (no Prefect)",
     "fleet": "one `train_lora` of the same size (the polling row has no baseline)",
     "sensor": "`list` mode (the contender is `notifications` mode)",
-    "memory": "a child process that only imports `prefect_scenario.flows`",
+    "memory": "a child process that only imports `prefect_scenario.training.flows`",
 }
 
 

@@ -82,7 +82,7 @@ class Emulator:
         args = ["--port", "0", "--api-key", KEY, "--api-secret", SECRET, "--latency", str(latency)]
         for name, value in settings.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        code = "import sys; from prefect_scenario.emulator.server import main; sys.exit(main())"
+        code = "import sys; from scenario_emulator.server import main; sys.exit(main())"
         self.process = subprocess.Popen(
             [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, bufsize=1
         )
@@ -133,7 +133,7 @@ class Emulator:
 
 def credentials(emulator: Emulator, project_id: str) -> Any:
     """A ``ScenarioCredentials`` block for the emulator (a fresh project isolates a repetition)."""
-    from prefect_scenario.blocks import ScenarioCredentials
+    from prefect_scenario.credentials import ScenarioCredentials
 
     return ScenarioCredentials(
         api_key=KEY,  # type: ignore[arg-type]

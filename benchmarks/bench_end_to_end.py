@@ -66,7 +66,7 @@ def sdk_baseline(emulator: Emulator, images: list[Path], project: str, name: str
 
 def flow_contender(emulator: Emulator, images: list[Path], project: str, name: str) -> dict[str, float]:
     """``train_lora`` with concurrent uploads and the default poll policy."""
-    from prefect_scenario.flows import train_lora
+    from prefect_scenario.training.flows import train_lora
 
     started = time.monotonic()
     result = asyncio.run(

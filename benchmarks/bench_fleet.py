@@ -44,7 +44,7 @@ def cycles(polls: list[dict[str, Any]]) -> int:
 
 
 def fleet(emulator: Emulator, images: list[Path], project: str, rep: int) -> dict[str, float]:
-    from prefect_scenario.flows import train_lora_fleet
+    from prefect_scenario.training.flows import train_lora_fleet
 
     jobs = [
         {
@@ -66,7 +66,7 @@ def fleet(emulator: Emulator, images: list[Path], project: str, rep: int) -> dic
 
 
 def single(emulator: Emulator, images: list[Path], project: str, rep: int) -> dict[str, float]:
-    from prefect_scenario.flows import train_lora
+    from prefect_scenario.training.flows import train_lora
 
     started = time.monotonic()
     asyncio.run(
@@ -83,8 +83,8 @@ def single(emulator: Emulator, images: list[Path], project: str, rep: int) -> di
 
 def run() -> list[dict[str, Any]]:
     try:
-        from prefect_scenario.flows import train_lora_fleet  # noqa: F401
-        from prefect_scenario.tasks import wait_until_all_terminal  # noqa: F401
+        from prefect_scenario.training.flows import train_lora_fleet  # noqa: F401
+        from prefect_scenario.training.tasks import wait_until_all_terminal  # noqa: F401
     except ImportError as exc:
         print(f"  fleet: skipped, the bulk wait is not in this version of prefect_scenario ({exc})")
         return []

@@ -62,14 +62,14 @@ def _peak_mb() -> float:
 
 def child(config: dict[str, Any]) -> None:
     """In the child process: train (or only import), then print the peak RSS as JSON."""
-    from prefect_scenario.flows import train_lora
+    from prefect_scenario.training.flows import train_lora
 
     if config.get("idle"):
         print(json.dumps({"peak_mb": _peak_mb()}))
         return
     from prefect_aws import AwsClientParameters, AwsCredentials
 
-    from prefect_scenario.blocks import ScenarioCredentials
+    from prefect_scenario.credentials import ScenarioCredentials
 
     aws = AwsCredentials(
         aws_access_key_id="bench",

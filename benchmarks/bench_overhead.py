@@ -35,9 +35,9 @@ CONCURRENCY = 8
 async def plain_script(creds: Any, images: list[Path], name: str) -> None:
     """The flow's API calls, as a script."""
     from prefect_scenario.catalog import TrainingParameters
-    from prefect_scenario.flows import derive_idempotency_key
-    from prefect_scenario.images import prepare_images
-    from prefect_scenario.tasks import find_run_model, idempotency_tag, wait_until_terminal
+    from prefect_scenario.training.flows import derive_idempotency_key
+    from prefect_scenario.training.images import prepare_images
+    from prefect_scenario.training.tasks import find_run_model, idempotency_tag, wait_until_terminal
 
     prepared = await prepare_images([str(p) for p in images], concurrency=CONCURRENCY)
     key = derive_idempotency_key(
@@ -68,7 +68,7 @@ async def plain_script(creds: Any, images: list[Path], name: str) -> None:
 
 
 async def flow(creds: Any, images: list[Path], name: str) -> None:
-    from prefect_scenario.flows import train_lora
+    from prefect_scenario.training.flows import train_lora
 
     await train_lora(
         name=name,

@@ -47,8 +47,8 @@ def _tracked(state: Any) -> int:
 
 
 def bench_size(s3: Any, sqs: Any, size: int) -> list[Row]:
-    from prefect_scenario.discovery import ListingDiscovery, NotificationDiscovery
-    from prefect_scenario.sensor_state import SensorState, decide
+    from prefect_scenario.retraining.decisions import SensorState, decide
+    from prefect_scenario.retraining.discovery import ListingDiscovery, NotificationDiscovery
 
     bucket = f"bench-{size}"
     s3.create_bucket(Bucket=bucket)

@@ -15,9 +15,9 @@ Example:
 
 from __future__ import annotations
 
-from prefect_scenario.blocks import ScenarioCredentials
+from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.catalog import TRAINING_TYPES, TrainingParameters, TrainingType, get_training_type
-from prefect_scenario.client import ScenarioClient
+from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.exceptions import (
     APIConnectionError,
     APIError,
@@ -43,8 +43,8 @@ from prefect_scenario.exceptions import (
     TrainingFailed,
     TrainingTimeout,
 )
-from prefect_scenario.flows import TrainingResult, train_edit_lora, train_lora
-from prefect_scenario.tasks import (
+from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
+from prefect_scenario.training.tasks import (
     cancel_training,
     check_dataset_score,
     create_model,

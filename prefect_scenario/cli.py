@@ -102,7 +102,7 @@ class _Bar:
         self.task = self.progress.add_task("waiting", total=100)
 
     def update(self, model: Any) -> None:
-        from prefect_scenario.monitoring import describe_progress, progress_percent
+        from prefect_scenario.training.monitoring import describe_progress, progress_percent
 
         self.progress.update(
             self.task,
@@ -112,7 +112,7 @@ class _Bar:
 
 
 def _with_bar(run: Callable[[], Any]) -> Any:
-    from prefect_scenario.monitoring import add_progress_listener
+    from prefect_scenario.training.monitoring import add_progress_listener
 
     bar = _Bar()
     remove = add_progress_listener(bar.update)
@@ -145,13 +145,13 @@ def _run_training(flow_fn: Any, args: argparse.Namespace, **dataset: Any) -> int
 
 
 def _train(args: argparse.Namespace) -> int:
-    from prefect_scenario.flows import train_lora
+    from prefect_scenario.training.flows import train_lora
 
     return _run_training(train_lora, args, images=list(args.images))
 
 
 def _train_edit(args: argparse.Namespace) -> int:
-    from prefect_scenario.flows import train_edit_lora
+    from prefect_scenario.training.flows import train_edit_lora
 
     base = args.pairs_file.parent
     pairs: list[Any] = []
@@ -168,9 +168,9 @@ def _train_edit(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from prefect_scenario.blocks import resolve_credentials
-    from prefect_scenario.monitoring import describe_progress
-    from prefect_scenario.waiting import wait_until_terminal
+    from prefect_scenario.credentials import resolve_credentials
+    from prefect_scenario.training.monitoring import describe_progress
+    from prefect_scenario.training.waiting import wait_until_terminal
 
     async with (await resolve_credentials(args.block)).get_client() as client:
         if args.watch:
@@ -188,7 +188,7 @@ async def _status(args: argparse.Namespace) -> int:
 
 
 async def _cancel(args: argparse.Namespace) -> int:
-    from prefect_scenario.blocks import resolve_credentials
+    from prefect_scenario.credentials import resolve_credentials
 
     async with (await resolve_credentials(args.block)).get_client() as client:
         model = await client.get_model(args.model_id)
@@ -201,7 +201,7 @@ async def _cancel(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
-    from prefect_scenario.deployments import ServeConfig, build_deployments
+    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
 
     config = ServeConfig(
         bucket=args.bucket,
@@ -221,13 +221,26 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _emulator_entry(module: str) -> Callable[..., Any] | None:
+    """The ``main`` of an emulator module, or None (with a one-line hint) without the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module).main  # type: ignore[no-any-return]
+    except ModuleNotFoundError as exc:
+        print(
+            f'error: the emulator is not installed ({exc.name} is missing): pip install "prefect-scenario[emulator]"',
+            file=sys.stderr,
+        )
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``prefect-scenario`` command line."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "emulator":
-        from prefect_scenario.emulator.server import main as emulator_main
-
-        return int(emulator_main(args_list[1:]))
+        emulator_main = _emulator_entry("scenario_emulator.server")
+        return 2 if emulator_main is None else int(emulator_main(args_list[1:]))
     args = _parser().parse_args(args_list)
     from prefect_scenario.exceptions import ScenarioError
 
@@ -243,9 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":
-            from prefect_scenario.demo import main as demo_main
-
-            return int(demo_main())
+            demo_main = _emulator_entry("scenario_emulator.demo")
+            return 2 if demo_main is None else int(demo_main())
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from prefect_scenario.emulator import EmulatorApp, EmulatorConfig, EmulatorServer, ManualClock, create_app
+from scenario_emulator import EmulatorApp, EmulatorConfig, EmulatorServer, ManualClock, create_app
 
 # Only the fixtures are star-exported to conftest; helpers are imported by name.
 __all__ = ["emulator_app", "emulator_client", "emulator_clock", "emulator_config", "emulator_server"]

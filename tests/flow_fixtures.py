@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from prefect_scenario.blocks import ScenarioCredentials
-from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
-from prefect_scenario.polling import PollPolicy
+from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.training.polling import PollPolicy
+from scenario_emulator import EmulatorConfig, EmulatorServer
 
 __all__ = ["FAST_POLL", "credentials_for", "fast_emulator", "prefect_harness"]
 

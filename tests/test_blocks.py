@@ -10,7 +10,7 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
 import prefect_scenario
 from prefect_scenario import exceptions as exc
-from prefect_scenario.blocks import ScenarioCredentials, resolve_credentials
+from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 
 ROOT = Path(__file__).resolve().parents[1]
 

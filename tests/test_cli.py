@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from prefect_scenario.cli import main
-from prefect_scenario.emulator import EmulatorServer
+from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import KEY, SECRET
 from tests.test_flows import png
 

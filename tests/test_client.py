@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from prefect_scenario import exceptions as exc
-from prefect_scenario.client import ScenarioClient, check_base_url
-from prefect_scenario.emulator import EmulatorApp, EmulatorConfig, EmulatorServer
-from prefect_scenario.emulator.faults import FaultConfig
+from prefect_scenario.api.client import ScenarioClient, check_base_url
+from scenario_emulator import EmulatorApp, EmulatorConfig, EmulatorServer
+from scenario_emulator.faults import FaultConfig
 from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET, png_bytes
 
 

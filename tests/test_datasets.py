@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from prefect_scenario import datasets
-from prefect_scenario.datasets import (
+from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError
+from prefect_scenario.retraining import datasets
+from prefect_scenario.retraining.datasets import (
     DatasetSpec,
     Manifest,
     Pair,
@@ -26,7 +27,6 @@ from prefect_scenario.datasets import (
     split_key,
     validate_dataset,
 )
-from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError
 from tests.s3_fixtures import count_requests, make_bucket, put_many
 
 URI = "s3://studio-assets/curated/hero/"

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from prefect_scenario import discovery
-from prefect_scenario.discovery import (
+from prefect_scenario.retraining import discovery
+from prefect_scenario.retraining.decisions import Decision, DecisionKind, SensorState, decide, mark_requested
+from prefect_scenario.retraining.discovery import (
     ChangeSet,
     Discovery,
     Listing,
@@ -23,7 +24,6 @@ from prefect_scenario.discovery import (
     merge_changes,
     parse_message,
 )
-from prefect_scenario.sensor_state import Decision, DecisionKind, SensorState, decide, mark_requested
 from tests.s3_fixtures import aws_client, count_requests, make_bucket, notify_queue, png_bytes, put_many, put_png
 
 BUCKET = "studio-assets"

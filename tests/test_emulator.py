@@ -18,8 +18,8 @@ import httpx
 import pytest
 import scenario_sdk
 
-import prefect_scenario.emulator as emulator_pkg
-from prefect_scenario.emulator import (
+import scenario_emulator as emulator_pkg
+from scenario_emulator import (
     EmulatorApp,
     EmulatorConfig,
     EmulatorServer,
@@ -34,9 +34,9 @@ from prefect_scenario.emulator import (
     training_cost,
     training_view,
 )
-from prefect_scenario.emulator import server as server_module
-from prefect_scenario.emulator.faults import FaultController
-from prefect_scenario.emulator.state import job_type_for
+from scenario_emulator import server as server_module
+from scenario_emulator.faults import FaultController
+from scenario_emulator.state import job_type_for
 from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET, data_url, png_bytes
 
 # -- helpers -----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 import scenario_sdk
 from scenario_sdk import Scenario
 
-from prefect_scenario.emulator import EmulatorServer, ManualClock
+from scenario_emulator import EmulatorServer, ManualClock
 from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET, data_url, png_bytes
 
 PROJECT = "proj_conformance"

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from prefect_scenario import exceptions as exc
-from prefect_scenario.emulator import EmulatorServer
-from prefect_scenario.emulator.faults import FaultConfig
-from prefect_scenario.flows import train_edit_lora, train_lora
+from prefect_scenario.training.flows import train_edit_lora, train_lora
+from scenario_emulator import EmulatorServer
+from scenario_emulator.faults import FaultConfig
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -94,7 +94,7 @@ async def test_faults_still_give_one_model_the_given_images_and_one_training(fas
     assert result.status == "trained"
     faulted = [r for r in fast_emulator.requests() if r["status"] != 200]
     assert faulted, "the fault injection should have hit some requests"
-    from prefect_scenario.client import ScenarioClient
+    from prefect_scenario.api.client import ScenarioClient
 
     async with ScenarioClient(
         api_key=KEY, api_secret=SECRET, project_id="proj_flows", base_url=fast_emulator.base_url
@@ -123,7 +123,7 @@ async def test_timeout_cancels_the_remote_training(fast_emulator: EmulatorServer
             name="slow", training_type="flux.2-klein-4b-lora", images=[png(1)], timeout_seconds=0.05,
             credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL,
         )  # fmt: skip
-    from prefect_scenario.client import ScenarioClient
+    from prefect_scenario.api.client import ScenarioClient
 
     async with ScenarioClient(
         api_key=KEY, api_secret=SECRET, project_id="proj_flows", base_url=fast_emulator.base_url
@@ -221,7 +221,7 @@ async def test_wrong_secret_fails_at_once_without_retries(fast_emulator: Emulato
 
 
 async def test_a_fleet_is_polled_with_one_bulk_request_per_cycle(fast_emulator: EmulatorServer) -> None:
-    from prefect_scenario.flows import train_lora_fleet
+    from prefect_scenario.training.flows import train_lora_fleet
 
     jobs = [{"name": f"m{i}", "training_type": "flux.2-klein-4b-lora", "images": [png(100 + i)]} for i in range(5)]
     results = await train_lora_fleet(jobs=jobs, credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL)
@@ -235,7 +235,7 @@ async def test_a_fleet_is_polled_with_one_bulk_request_per_cycle(fast_emulator: 
 
 
 async def test_a_fleet_refuses_a_bad_job_before_any_request(fast_emulator: EmulatorServer) -> None:
-    from prefect_scenario.flows import train_lora_fleet
+    from prefect_scenario.training.flows import train_lora_fleet
 
     jobs = [
         {"name": "ok", "training_type": "flux.2-dev-lora", "images": [png(1)]},
@@ -254,7 +254,7 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emu
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.settings import PREFECT_API_URL
 
-    from prefect_scenario.monitoring import artifact_key
+    from prefect_scenario.training.monitoring import artifact_key
 
     result = await train_lora(
         name="Visible Hero", training_type="flux.2-dev-lora", images=[png(300 + i) for i in range(3)],
@@ -297,7 +297,7 @@ async def test_a_low_dataset_score_refuses_to_train_before_spending(fast_emulato
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from prefect_scenario.monitoring import artifact_key
+    from prefect_scenario.training.monitoring import artifact_key
 
     with pytest.raises(exc.DatasetRejected, match=r"below the required 0\.90") as raised:
         await train_lora(

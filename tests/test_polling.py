@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from prefect_scenario import exceptions as exc
-from prefect_scenario import retries
-from prefect_scenario.models import Model, TrainingProgress, TrainResult
-from prefect_scenario.polling import PollPolicy, is_terminal, next_poll_delay
+from prefect_scenario.api import retry_policy as retries
+from prefect_scenario.api.models import Model, TrainingProgress, TrainResult
+from prefect_scenario.training.polling import PollPolicy, is_terminal, next_poll_delay
 
 P = PollPolicy()
 

@@ -13,11 +13,10 @@ from typing import Any
 
 import pytest
 
-from prefect_scenario import sensor_state
-from prefect_scenario.datasets import Manifest, S3Object
-from prefect_scenario.discovery import ChangeSet, Listing, ObjectChange
 from prefect_scenario.exceptions import InvalidTrainingTypeError
-from prefect_scenario.sensor_state import (
+from prefect_scenario.retraining import decisions as sensor_state
+from prefect_scenario.retraining.datasets import Manifest, S3Object
+from prefect_scenario.retraining.decisions import (
     STATE_VERSION,
     Decision,
     DecisionKind,
@@ -27,6 +26,7 @@ from prefect_scenario.sensor_state import (
     mark_requested,
     retrain_idempotency_key,
 )
+from prefect_scenario.retraining.discovery import ChangeSet, Listing, ObjectChange
 
 BUCKET = "studio-assets"
 ROOT = "curated/"

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from prefect_aws import AwsClientParameters, AwsCredentials
 
-from prefect_scenario.emulator import EmulatorServer
-from prefect_scenario.sensors import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
+from prefect_scenario.retraining.flows import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
+from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import FAST_POLL, credentials_for
 from tests.s3_fixtures import REGION, make_bucket
 

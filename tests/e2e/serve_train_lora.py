@@ -2,7 +2,7 @@
 
 from prefect import serve
 
-from prefect_scenario.flows import train_lora
+from prefect_scenario.training.flows import train_lora
 
 if __name__ == "__main__":
     serve(train_lora.to_deployment(name="train-lora"))

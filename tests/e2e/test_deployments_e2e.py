@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from prefect_scenario.client import ScenarioClient
-from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
+from prefect_scenario.api.client import ScenarioClient
+from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.e2e.prefect_server import BIN, PrefectServer, running, start_process, stop_process
 from tests.e2e.test_retraining_e2e import wait_for
 

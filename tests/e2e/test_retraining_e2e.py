@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
+from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.e2e.prefect_server import BIN, PrefectServer, running, start_process, stop_process
 from tests.s3_fixtures import REGION, aws_client
 
@@ -93,7 +93,7 @@ def trained_models(emulator: EmulatorServer) -> dict[int, int]:
     """Trained models by their number of training images."""
     import asyncio
 
-    from prefect_scenario.client import ScenarioClient
+    from prefect_scenario.api.client import ScenarioClient
 
     async def read() -> dict[int, int]:
         async with ScenarioClient(

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 from PIL import Image
 
-from prefect_scenario.client import ScenarioClient
-from prefect_scenario.emulator import EmulatorServer
+from prefect_scenario.api.client import ScenarioClient
+from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import KEY, SECRET
 
 __all__ = ["PROJECT", "Holdings", "faulted", "holdings_of", "png", "seeded_pngs", "sha", "train_triggers"]

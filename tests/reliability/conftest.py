@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from prefect_scenario import client as client_module
-from prefect_scenario.retries import retry_delay
+from prefect_scenario.api import client as client_module
+from prefect_scenario.api.retry_policy import retry_delay
 
 BACKOFF_SCALE = 0.01
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 import sys
 
-from prefect_scenario.flows import train_lora
+from prefect_scenario.training.flows import train_lora
 from tests.flow_fixtures import FAST_POLL
 
 

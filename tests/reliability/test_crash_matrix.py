@@ -29,10 +29,10 @@ from typing import Any
 import pytest
 from prefect.settings import get_current_settings
 
-from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
-from prefect_scenario.emulator.faults import FaultConfig
-from prefect_scenario.flows import train_lora
-from prefect_scenario.tasks import idempotency_tag
+from prefect_scenario.training.flows import train_lora
+from prefect_scenario.training.tasks import idempotency_tag
+from scenario_emulator import EmulatorConfig, EmulatorServer
+from scenario_emulator.faults import FaultConfig
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
 from tests.reliability._support import PROJECT, Holdings, holdings_of, seeded_pngs, sha, train_triggers
 

@@ -28,8 +28,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 from starlette.routing import Mount, Route
 
-from prefect_scenario.emulator import EmulatorConfig, EmulatorServer, create_app
-from prefect_scenario.emulator.openapi import openapi_schema
+from scenario_emulator import EmulatorConfig, EmulatorServer, create_app
+from scenario_emulator.openapi import openapi_schema
 
 KEY, SECRET = "abuse-key", "abuse-secret"
 EXAMPLES = int(os.environ.get("PSC_FUZZ_EXAMPLES", "15"))

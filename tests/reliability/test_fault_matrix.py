@@ -23,9 +23,9 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-from prefect_scenario.emulator import EmulatorServer
-from prefect_scenario.emulator.faults import FaultConfig
-from prefect_scenario.flows import train_lora
+from prefect_scenario.training.flows import train_lora
+from scenario_emulator import EmulatorServer
+from scenario_emulator.faults import FaultConfig
 from tests.flow_fixtures import FAST_POLL, credentials_for
 from tests.reliability._support import faulted, holdings_of, seeded_pngs, sha, train_triggers
 

@@ -35,10 +35,10 @@ from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
 
 from prefect_scenario import exceptions as exc
-from prefect_scenario.blocks import ScenarioCredentials
 from prefect_scenario.cli import main
-from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
-from prefect_scenario.flows import train_edit_lora, train_lora
+from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.training.flows import train_edit_lora, train_lora
+from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.flow_fixtures import FAST_POLL
 from tests.reliability._support import PROJECT, seeded_pngs
 

@@ -17,8 +17,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
-from prefect_scenario import sensors
-from prefect_scenario.sensors import retrain_from_s3, s3_curated_images_sensor
+from prefect_scenario.retraining import flows as sensors
+from prefect_scenario.retraining.flows import retrain_from_s3, s3_curated_images_sensor
 from tests.s3_fixtures import make_bucket
 from tests.test_sensors import aws_for, put_images
 

@@ -24,8 +24,8 @@ from prefect.artifacts import (
 )
 from prefect.events import emit_event
 
+from prefect_scenario.api.models import DatasetScore, Model, TrainingProgress
 from prefect_scenario.catalog import get_training_type
-from prefect_scenario.models import DatasetScore, Model, TrainingProgress
 
 __all__ = [
     "EVENT_CANCELED",

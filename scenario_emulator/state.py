@@ -18,7 +18,7 @@ doomed training ends ``failed`` (job ``failure``) at its ``fail_at`` time. Which
 of the three ends comes first wins.
 
 Example:
-    >>> from prefect_scenario.emulator.state import TrainingRecord, training_view
+    >>> from scenario_emulator.state import TrainingRecord, training_view
     >>> record = TrainingRecord.new("job_1", "model_1", "proj", "flux.2-dev-lora", created_at=100.0,
     ...     queue_seconds=10, start_seconds=5, train_seconds=20)
     >>> training_view(record, 101.0).stage, training_view(record, 125.0).progress

@@ -10,7 +10,7 @@ Three deployments, the same as ``deployments/prefect.yaml`` describes for a work
 
 Example:
     ```python
-    from prefect_scenario.deployments import ServeConfig, build_deployments
+    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
     from prefect import serve
 
     serve(*build_deployments(ServeConfig(bucket="studio-assets", prefix="curated/",
@@ -26,7 +26,7 @@ from typing import Any, cast
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
-from prefect_scenario.sensors import (
+from prefect_scenario.retraining.flows import (
     EVENT_DATASET_READY,
     retrain_changed_datasets,
     retrain_from_s3,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect_scenario.catalog import get_training_type
-from prefect_scenario.emulator.state import (
+from scenario_emulator.state import (
     AssetRecord,
     ModelRecord,
     TrainingImageRecord,

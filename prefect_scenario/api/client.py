@@ -9,7 +9,7 @@ layer retries it only after checking that the first attempt did not take effect.
 
 Example:
     >>> import asyncio
-    >>> from prefect_scenario.emulator import EmulatorServer
+    >>> from scenario_emulator import EmulatorServer
     >>> async def main(base_url: str) -> str:
     ...     async with ScenarioClient(
     ...         api_key="emulator-key", api_secret="emulator-secret", project_id="demo", base_url=base_url
@@ -37,16 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import SecretStr
 
-from prefect_scenario.catalog import TrainingParameters
-from prefect_scenario.exceptions import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    ConfigurationError,
-    RateLimitError,
-    error_for_status,
-)
-from prefect_scenario.models import (
+from prefect_scenario.api.models import (
     Asset,
     DatasetScore,
     Job,
@@ -57,7 +48,16 @@ from prefect_scenario.models import (
     TrainingImage,
     TrainResult,
 )
-from prefect_scenario.retries import is_transient_status, parse_retry_after, parse_should_retry, retry_delay
+from prefect_scenario.api.retry_policy import is_transient_status, parse_retry_after, parse_should_retry, retry_delay
+from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.exceptions import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ConfigurationError,
+    RateLimitError,
+    error_for_status,
+)
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_BATCH_ASSET_IDS", "ScenarioClient", "check_base_url"]
 

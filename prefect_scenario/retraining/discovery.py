@@ -1,7 +1,7 @@
 """Finding what changed under a root prefix: by listing the bucket, or from S3 events in SQS.
 
 Two modes, one contract (:class:`Discovery`): ``discover()`` returns what was seen,
-:func:`prefect_scenario.sensor_state.decide` turns it into decisions, and ``ack()`` is
+:func:`prefect_scenario.retraining.decisions.decide` turns it into decisions, and ``ack()`` is
 called only after the caller has committed the new state.
 
 ``list`` (:class:`ListingDiscovery`)
@@ -38,7 +38,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from prefect_scenario.datasets import S3Object, normalize_etag, normalize_prefix
+from prefect_scenario.retraining.datasets import S3Object, normalize_etag, normalize_prefix
 
 __all__ = [
     "MAX_PAGE_SIZE",

@@ -32,10 +32,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prefect_scenario.catalog import MAX_IMAGES
-from prefect_scenario.emulator.routes_models import require_model
-from prefect_scenario.emulator.state import AssetRecord, ModelRecord, PairRecord, TrainingImageRecord, new_id
-from prefect_scenario.emulator.views import asset_json, model_status, training_image_json
-from prefect_scenario.emulator.wire import (
+from scenario_emulator.routes_models import require_model
+from scenario_emulator.state import AssetRecord, ModelRecord, PairRecord, TrainingImageRecord, new_id
+from scenario_emulator.views import asset_json, model_status, training_image_json
+from scenario_emulator.wire import (
     ApiError,
     conflict,
     emulator_of,

@@ -27,7 +27,7 @@ from prefect.client.schemas.objects import FlowRun, State
 from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
 
-from prefect_scenario.blocks import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
+from prefect_scenario.api.models import Model
 from prefect_scenario.catalog import (
     TrainingParameters,
     TrainingType,
@@ -35,12 +35,25 @@ from prefect_scenario.catalog import (
     get_training_type,
     validate_parameters,
 )
+from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingFailed
-from prefect_scenario.images import ImageSource, PairSource, PreparedImage, PreparedPair, prepare_images, prepare_pairs
-from prefect_scenario.models import Model
-from prefect_scenario.monitoring import EVENT_CREATED, EVENT_STARTED, artifact_key, emit_training_event, publish_summary
-from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.tasks import (
+from prefect_scenario.training.images import (
+    ImageSource,
+    PairSource,
+    PreparedImage,
+    PreparedPair,
+    prepare_images,
+    prepare_pairs,
+)
+from prefect_scenario.training.monitoring import (
+    EVENT_CREATED,
+    EVENT_STARTED,
+    artifact_key,
+    emit_training_event,
+    publish_summary,
+)
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.tasks import (
     check_dataset_score,
     create_model,
     set_training_pairs,
@@ -595,7 +608,7 @@ async def train_lora_fleet(
     Example:
         ```python
         from prefect_scenario import ScenarioCredentials
-        from prefect_scenario.flows import train_lora_fleet
+        from prefect_scenario.training.flows import train_lora_fleet
 
         train_lora_fleet(
             jobs=[

@@ -6,7 +6,7 @@ refuses, runs trainings through a pure, clock-driven state machine, and injects
 faults on demand (5xx, 429, dropped connections before or after the work, latency).
 
 Example:
-    >>> from prefect_scenario.emulator import EmulatorConfig, EmulatorServer
+    >>> from scenario_emulator import EmulatorConfig, EmulatorServer
     >>> with EmulatorServer(EmulatorConfig(queue_seconds=0, start_seconds=0, train_seconds=1)) as server:
     ...     server.base_url.endswith("/v1")
     True
@@ -14,7 +14,7 @@ Example:
 
 from __future__ import annotations
 
-from prefect_scenario.emulator.app import (
+from scenario_emulator.app import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
     EmulatorApp,
@@ -22,10 +22,10 @@ from prefect_scenario.emulator.app import (
     RequestLog,
     create_app,
 )
-from prefect_scenario.emulator.faults import FaultConfig, FaultDecision, decide_fault
-from prefect_scenario.emulator.scoring import DatasetScore, ScoredAsset, score_dataset
-from prefect_scenario.emulator.server import EmulatorServer
-from prefect_scenario.emulator.state import (
+from scenario_emulator.faults import FaultConfig, FaultDecision, decide_fault
+from scenario_emulator.scoring import DatasetScore, ScoredAsset, score_dataset
+from scenario_emulator.server import EmulatorServer
+from scenario_emulator.state import (
     EmulatorStore,
     ManualClock,
     OffsetClock,

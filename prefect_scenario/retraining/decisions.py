@@ -3,8 +3,8 @@
 Per dataset the state keeps the last seen content (name → ETag and size), whether it has
 changed since the last retrain was requested (``pending``), when it last changed, and
 the manifest digest of the last retrain actually requested. :func:`decide` applies a
-:class:`~prefect_scenario.discovery.Listing` or
-:class:`~prefect_scenario.discovery.ChangeSet` and says, per dataset:
+:class:`~prefect_scenario.retraining.discovery.Listing` or
+:class:`~prefect_scenario.retraining.discovery.ChangeSet` and says, per dataset:
 
 - ``ready``: it changed (new image, changed ETag, deleted image, edited sidecar), then
   stayed unchanged for ``quiet_period``, and it holds enough images. The decision
@@ -39,8 +39,8 @@ should first be given one; a periodic listing also repairs anything the queue lo
 
 Example:
     >>> from datetime import datetime, timedelta, timezone
-    >>> from prefect_scenario.datasets import S3Object
-    >>> from prefect_scenario.discovery import Listing
+    >>> from prefect_scenario.retraining.datasets import S3Object
+    >>> from prefect_scenario.retraining.discovery import Listing
     >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> seen = Listing("studio", "curated/", tuple(S3Object(f"curated/hero/{i}.png", f"e{i}", 9) for i in range(6)))
     >>> state, ds = decide(SensorState(bucket="studio", prefix="curated/"), seen, t0, quiet_period=60)
@@ -73,7 +73,8 @@ from prefect_scenario.catalog import (
     check_dataset_size,
     get_training_type,
 )
-from prefect_scenario.datasets import (
+from prefect_scenario.exceptions import InvalidDatasetError, InvalidTrainingTypeError
+from prefect_scenario.retraining.datasets import (
     Manifest,
     S3Object,
     dataset_uri,
@@ -82,8 +83,7 @@ from prefect_scenario.datasets import (
     parse_s3_uri,
     split_key,
 )
-from prefect_scenario.discovery import ChangeSet, Listing
-from prefect_scenario.exceptions import InvalidDatasetError, InvalidTrainingTypeError
+from prefect_scenario.retraining.discovery import ChangeSet, Listing
 
 __all__ = [
     "STATE_VERSION",

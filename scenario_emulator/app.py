@@ -34,10 +34,10 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from prefect_scenario.emulator import admin, routes_assets, routes_models, routes_training
-from prefect_scenario.emulator.faults import FaultConfig, FaultController
-from prefect_scenario.emulator.state import EmulatorStore, OffsetClock, new_id, training_view
-from prefect_scenario.emulator.wire import ApiError, error_response
+from scenario_emulator import admin, routes_assets, routes_models, routes_training
+from scenario_emulator.faults import FaultConfig, FaultController
+from scenario_emulator.state import EmulatorStore, OffsetClock, new_id, training_view
+from scenario_emulator.wire import ApiError, error_response
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -53,7 +53,7 @@ __all__ = [
 # The documented default pair of the CLI; never a real credential.
 DEFAULT_API_KEY = "emulator-key"
 DEFAULT_API_SECRET = "emulator-secret"  # noqa: S105 - a documented placeholder, not a secret
-TRANSPORT_STATE_KEY = "prefect_scenario.emulator.transport"
+TRANSPORT_STATE_KEY = "scenario_emulator.transport"
 
 
 @dataclass

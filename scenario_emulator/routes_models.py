@@ -28,9 +28,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prefect_scenario.catalog import get_training_type, validate_parameters
-from prefect_scenario.emulator.state import ModelRecord, epochs_of, new_id, training_view
-from prefect_scenario.emulator.views import effective_updated_at, model_json, model_status
-from prefect_scenario.emulator.wire import (
+from prefect_scenario.exceptions import InvalidInputError
+from scenario_emulator.state import ModelRecord, epochs_of, new_id, training_view
+from scenario_emulator.views import effective_updated_at, model_json, model_status
+from scenario_emulator.wire import (
     ApiError,
     conflict,
     emulator_of,
@@ -44,7 +45,6 @@ from prefect_scenario.emulator.wire import (
     read_object,
     root_url,
 )
-from prefect_scenario.exceptions import InvalidInputError
 
 __all__ = ["public_parameters", "render_model", "require_model", "routes"]
 

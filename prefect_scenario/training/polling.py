@@ -8,7 +8,7 @@ training is noticed within a fraction of a second without polling every second
 for the whole training.
 
 Example:
-    >>> from prefect_scenario.models import TrainingProgress
+    >>> from prefect_scenario.api.models import TrainingProgress
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.5, remainingTimeMs=60_000))
     30.0
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.99, remainingTimeMs=300))
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prefect_scenario.models import TERMINAL_STATUSES, TrainingProgress
+from prefect_scenario.api.models import TERMINAL_STATUSES, TrainingProgress
 
 __all__ = ["PollPolicy", "is_terminal", "next_poll_delay"]
 

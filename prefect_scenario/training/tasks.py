@@ -1,7 +1,7 @@
 """Prefect tasks: one per step of a Scenario training, each safe to retry.
 
 Retries are Prefect task retries (visible in the UI), only for transient
-failures (:func:`prefect_scenario.retries.is_transient`), with exponential
+failures (:func:`prefect_scenario.api.retry_policy.is_transient`), with exponential
 backoff and jitter, and a rate-limited attempt first waits the ``Retry-After``
 the API asked for. A step that creates something (a model, an image, a
 training) first looks for what an earlier attempt may already have done, so a
@@ -23,7 +23,7 @@ lets the retry look.
 Example:
     >>> from prefect import flow
     >>> from prefect_scenario import ScenarioCredentials
-    >>> from prefect_scenario.tasks import get_model
+    >>> from prefect_scenario.training.tasks import get_model
     >>> @flow
     ... async def status(model_id: str) -> str:
     ...     model = await get_model(ScenarioCredentials.load("BLOCK_NAME"), model_id)
@@ -45,9 +45,11 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.runtime import task_run as current_task_run
 from prefect.tasks import exponential_backoff
 
-from prefect_scenario.blocks import ScenarioCredentials
+from prefect_scenario.api.client import MAX_BATCH_ASSET_IDS, ScenarioClient
+from prefect_scenario.api.models import DatasetScore, Model, TrainingImage, TrainResult
+from prefect_scenario.api.retry_policy import MAX_RETRY_AFTER, is_transient
 from prefect_scenario.catalog import TrainingParameters
-from prefect_scenario.client import MAX_BATCH_ASSET_IDS, ScenarioClient
+from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.exceptions import (
     APITimeoutError,
     ConflictError,
@@ -58,9 +60,8 @@ from prefect_scenario.exceptions import (
     TrainingFailed,
     TrainingTimeout,
 )
-from prefect_scenario.images import PreparedImage, PreparedPair, hash_from_wire_name
-from prefect_scenario.models import DatasetScore, Model, TrainingImage, TrainResult
-from prefect_scenario.monitoring import (
+from prefect_scenario.training.images import PreparedImage, PreparedPair, hash_from_wire_name
+from prefect_scenario.training.monitoring import (
     EVENT_CANCELED,
     EVENT_COMPLETED,
     EVENT_FAILED,
@@ -70,9 +71,8 @@ from prefect_scenario.monitoring import (
     emit_training_event,
     publish_dataset_score,
 )
-from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.retries import MAX_RETRY_AFTER, is_transient
-from prefect_scenario.waiting import wait_until_all_terminal, wait_until_terminal
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.waiting import wait_until_all_terminal, wait_until_terminal
 
 __all__ = [
     "IDEMPOTENCY_TAG_PREFIX",

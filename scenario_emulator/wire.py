@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 if TYPE_CHECKING:
-    from prefect_scenario.emulator.app import EmulatorApp
+    from scenario_emulator.app import EmulatorApp
 
 __all__ = [
     "ApiError",

@@ -32,9 +32,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from prefect_scenario.emulator.faults import FaultConfig
-from prefect_scenario.emulator.openapi import openapi_schema
-from prefect_scenario.emulator.wire import ApiError, conflict, emulator_of, get_str, ok, read_object
+from scenario_emulator.faults import FaultConfig
+from scenario_emulator.openapi import openapi_schema
+from scenario_emulator.wire import ApiError, conflict, emulator_of, get_str, ok, read_object
 
 __all__ = ["routes"]
 

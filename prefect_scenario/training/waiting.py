@@ -1,6 +1,6 @@
 """Waiting for trainings to end: one loop for one model or a fleet.
 
-The loop is I/O around pure decisions (:mod:`prefect_scenario.polling`): it
+The loop is I/O around pure decisions (:mod:`prefect_scenario.training.polling`): it
 fetches the models still pending, hands each update to ``on_update``, and sleeps
 for the shortest delay any pending model asks for, until all are terminal or the
 deadline (on a monotonic clock) passes. One model is read with
@@ -10,7 +10,7 @@ deadline (on a monotonic clock) passes. One model is read with
 
 Example:
     >>> import asyncio
-    >>> from prefect_scenario.models import Model
+    >>> from prefect_scenario.api.models import Model
     >>> async def fetch(ids: list[str]) -> list[Model]:
     ...     return [Model(id=i, status="trained") for i in ids]
     >>> done = asyncio.run(wait_for_models(fetch, ["model_a"], timeout_seconds=1))
@@ -24,12 +24,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from prefect_scenario.client import ScenarioClient
+from prefect_scenario.api.client import ScenarioClient
+from prefect_scenario.api.models import Model
+from prefect_scenario.api.retry_policy import is_transient
 from prefect_scenario.exceptions import NotFoundError, TrainingTimeout
-from prefect_scenario.models import Model
-from prefect_scenario.monitoring import describe_progress
-from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
-from prefect_scenario.retries import is_transient
+from prefect_scenario.training.monitoring import describe_progress
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
 
 __all__ = ["BULK_CHUNK", "wait_for_models", "wait_until_all_terminal", "wait_until_terminal"]
 

@@ -8,7 +8,7 @@ from typing import Any
 from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
-from prefect_scenario.client import DEFAULT_BASE_URL, ScenarioClient
+from prefect_scenario.api.client import DEFAULT_BASE_URL, ScenarioClient
 from prefect_scenario.exceptions import ConfigurationError
 
 __all__ = ["ScenarioCredentials", "resolve_aws_credentials", "resolve_credentials"]

@@ -32,9 +32,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prefect_scenario.catalog import check_dataset_size, get_training_type
-from prefect_scenario.emulator.routes_models import public_parameters, render_model, require_model
-from prefect_scenario.emulator.scoring import ScoredAsset, score_dataset
-from prefect_scenario.emulator.state import (
+from prefect_scenario.exceptions import InvalidInputError
+from scenario_emulator.routes_models import public_parameters, render_model, require_model
+from scenario_emulator.scoring import ScoredAsset, score_dataset
+from scenario_emulator.state import (
     DEFAULT_NB_EPOCHS,
     ModelRecord,
     TrainingRecord,
@@ -44,8 +45,8 @@ from prefect_scenario.emulator.state import (
     training_cost,
     training_view,
 )
-from prefect_scenario.emulator.views import AUTHOR_ID, job_json
-from prefect_scenario.emulator.wire import (
+from scenario_emulator.views import AUTHOR_ID, job_json
+from scenario_emulator.wire import (
     ApiError,
     conflict,
     emulator_of,
@@ -55,10 +56,9 @@ from prefect_scenario.emulator.wire import (
     query_int,
     read_object,
 )
-from prefect_scenario.exceptions import InvalidInputError
 
 if TYPE_CHECKING:
-    from prefect_scenario.emulator.app import EmulatorConfig
+    from scenario_emulator.app import EmulatorConfig
 
 __all__ = ["routes"]
 

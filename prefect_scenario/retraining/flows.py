@@ -2,14 +2,14 @@
 
 A dataset is an S3 prefix holding its images and an optional sidecar
 ``scenario.json``/``.yaml`` (type, name, parameters, edit pairs) or ``pairs.jsonl``
-(see :mod:`prefect_scenario.datasets`). A root prefix may hold many datasets, one per
+(see :mod:`prefect_scenario.retraining.datasets`). A root prefix may hold many datasets, one per
 sub-prefix; a change under one retrains that one only.
 
 Exactly once, end to end:
 
 1. :func:`s3_curated_images_sensor` reads its state (a JSON object in the bucket),
-   discovers what changed (:mod:`prefect_scenario.discovery`), and lets the pure
-   :func:`prefect_scenario.sensor_state.decide` say which datasets are ready;
+   discovers what changed (:mod:`prefect_scenario.retraining.discovery`), and lets the pure
+   :func:`prefect_scenario.retraining.decisions.decide` say which datasets are ready;
 2. for each, it creates the retrain run with ``run_deployment(...,
    idempotency_key=<dataset + manifest>)`` (Prefect returns the existing run for a
    key it has seen) and/or emits ``scenario.dataset.ready`` (for a deployment trigger);
@@ -21,7 +21,7 @@ of the same manifest (an event delivered twice) finds the model and spends nothi
 
 Example:
     ```python
-    from prefect_scenario.sensors import s3_curated_images_sensor
+    from prefect_scenario.retraining.flows import s3_curated_images_sensor
 
     s3_curated_images_sensor(
         bucket="studio-assets",
@@ -47,8 +47,9 @@ from prefect.concurrency.asyncio import concurrency
 from prefect.deployments import run_deployment
 from prefect.events import emit_event
 
-from prefect_scenario.blocks import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
-from prefect_scenario.datasets import (
+from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
+from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
+from prefect_scenario.retraining.datasets import (
     DatasetSpec,
     Manifest,
     group_datasets,
@@ -56,12 +57,7 @@ from prefect_scenario.datasets import (
     normalize_prefix,
     parse_s3_uri,
 )
-from prefect_scenario.discovery import ChangeSet, Listing, ListingDiscovery, NotificationDiscovery
-from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
-from prefect_scenario.flows import TrainingResult, train_edit_lora, train_lora
-from prefect_scenario.monitoring import artifact_key
-from prefect_scenario.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.sensor_state import (
+from prefect_scenario.retraining.decisions import (
     Decision,
     DecisionKind,
     SensorState,
@@ -70,7 +66,11 @@ from prefect_scenario.sensor_state import (
     mark_requested,
     retrain_idempotency_key,
 )
-from prefect_scenario.tasks import idempotency_tag
+from prefect_scenario.retraining.discovery import ChangeSet, Listing, ListingDiscovery, NotificationDiscovery
+from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
+from prefect_scenario.training.monitoring import artifact_key
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.tasks import idempotency_tag
 
 __all__ = [
     "EVENT_DATASET_INVALID",
@@ -309,7 +309,7 @@ async def retrain_from_s3(
         poll_policy: the wait loop's poll delay bounds.
 
     Returns:
-        The :class:`~prefect_scenario.flows.TrainingResult`.
+        The :class:`~prefect_scenario.training.flows.TrainingResult`.
 
     Example:
         ```python

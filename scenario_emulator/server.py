@@ -29,7 +29,7 @@ from typing import Any, Self
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from prefect_scenario.emulator.app import (
+from scenario_emulator.app import (
     DEFAULT_API_KEY,
     DEFAULT_API_SECRET,
     TRANSPORT_STATE_KEY,
@@ -37,7 +37,7 @@ from prefect_scenario.emulator.app import (
     EmulatorConfig,
     create_app,
 )
-from prefect_scenario.emulator.faults import FaultConfig
+from scenario_emulator.faults import FaultConfig
 
 __all__ = ["DroppableH11Protocol", "EmulatorServer", "build_parser", "config_from_args", "main"]
 

@@ -51,11 +51,11 @@ def main() -> int:
     from moto.server import ThreadedMotoServer
     from prefect_aws import AwsClientParameters, AwsCredentials
 
-    from prefect_scenario.blocks import ScenarioCredentials
-    from prefect_scenario.emulator import EmulatorConfig
-    from prefect_scenario.emulator.server import EmulatorServer
-    from prefect_scenario.flows import train_edit_lora, train_lora
-    from prefect_scenario.polling import PollPolicy
+    from prefect_scenario.credentials import ScenarioCredentials
+    from prefect_scenario.training.flows import train_edit_lora, train_lora
+    from prefect_scenario.training.polling import PollPolicy
+    from scenario_emulator import EmulatorConfig
+    from scenario_emulator.server import EmulatorServer
 
     port = _free_port()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
