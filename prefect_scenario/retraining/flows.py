@@ -70,7 +70,7 @@ from prefect_scenario.retraining.discovery import ChangeSet, Listing, ListingDis
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
 from prefect_scenario.training.monitoring import artifact_key
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.tasks import idempotency_tag
+from prefect_scenario.training.reconcile import idempotency_tag
 
 __all__ = [
     "EVENT_DATASET_INVALID",

@@ -72,6 +72,7 @@ from prefect_scenario.training.monitoring import (
     publish_dataset_score,
 )
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX, idempotency_tag
 from prefect_scenario.training.waiting import wait_until_all_terminal, wait_until_terminal
 
 __all__ = [
@@ -88,7 +89,6 @@ __all__ = [
     "wait_for_trainings",
 ]
 
-IDEMPOTENCY_TAG_PREFIX = "psc-"
 T = TypeVar("T")
 
 # Task retry delays are fixed when a task is defined; tests shrink them with this
@@ -147,11 +147,6 @@ async def _settle_after_timeout(call: Callable[[], Awaitable[T]], settle_seconds
 
 def _settle_seconds(credentials: ScenarioCredentials) -> float:
     return min(float(credentials.timeout), MAX_SETTLE_SECONDS)
-
-
-def idempotency_tag(key: str) -> str:
-    """The model tag that records a run's idempotency key."""
-    return f"{IDEMPOTENCY_TAG_PREFIX}{key}"
 
 
 # -- create ------------------------------------------------------------------------
