@@ -17,12 +17,13 @@ demo: $(STAMP)
 	$(BIN)/prefect-scenario demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check prefect_scenario scenario_emulator tests benchmarks
-	$(BIN)/ruff format --check prefect_scenario scenario_emulator tests benchmarks
+	$(BIN)/ruff check prefect_scenario scenario_emulator tests benchmarks conftest.py
+	$(BIN)/ruff format --check prefect_scenario scenario_emulator tests benchmarks conftest.py
 	$(BIN)/mypy --strict prefect_scenario scenario_emulator
 
 test: lint
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider --doctest-modules prefect_scenario scenario_emulator
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -1,101 +1,66 @@
-"""prefect-scenario: Prefect 3 tasks, flows and an S3 sensor for Scenario's LoRA training API.
+"""prefect-scenario: Prefect 3 flows, tasks, blocks and an S3 sensor for Scenario's LoRA training API.
 
 Example:
     ```python
     from prefect_scenario import ScenarioCredentials, train_lora
 
-    train_lora(
+    result = train_lora(
         name="hero-character",
         training_type="flux.2-dev-lora",
         images=["hero-01.png", "hero-02.png", "hero-03.png", "hero-04.png", "hero-05.png"],
         credentials=ScenarioCredentials.load("BLOCK_NAME"),
     )
+    print(result.model_id, result.status)
     ```
 """
 
 from __future__ import annotations
 
-from prefect_scenario.api.client import ScenarioClient
-from prefect_scenario.catalog import TRAINING_TYPES, TrainingParameters, TrainingType, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.exceptions import (
-    APIConnectionError,
-    APIError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    ConflictError,
-    DatasetRejected,
-    InvalidDatasetError,
-    InvalidImageError,
-    InvalidInputError,
-    InvalidParametersError,
-    InvalidTrainingTypeError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    ScenarioError,
-    ServerError,
-    TrainingCanceled,
-    TrainingError,
-    TrainingFailed,
-    TrainingTimeout,
-)
-from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
+from prefect_scenario.exceptions import APIError, InvalidInputError, ScenarioError, TrainingError
+from prefect_scenario.retraining.flows import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
+from prefect_scenario.training.fleet import TrainingJob, train_lora_fleet
+from prefect_scenario.training.flows import train_edit_lora, train_lora
+from prefect_scenario.training.job_block import ScenarioTraining, ScenarioTrainingRun
+from prefect_scenario.training.pipeline import TrainingResult
+from prefect_scenario.training.polling import PollPolicy
 from prefect_scenario.training.tasks import (
-    cancel_training,
-    check_dataset_score,
-    create_model,
-    get_model,
-    set_training_pairs,
-    trigger_training,
-    upload_training_images,
-    wait_for_training,
+    add_scenario_training_images,
+    cancel_scenario_training,
+    check_scenario_dataset_score,
+    create_scenario_model,
+    get_scenario_model,
+    set_scenario_training_pairs,
+    trigger_scenario_training,
 )
+from prefect_scenario.training.waiting import wait_for_scenario_training, wait_for_scenario_trainings
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "TRAINING_TYPES",
-    "APIConnectionError",
     "APIError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConfigurationError",
-    "ConflictError",
-    "DatasetRejected",
-    "InvalidDatasetError",
-    "InvalidImageError",
     "InvalidInputError",
-    "InvalidParametersError",
-    "InvalidTrainingTypeError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "RateLimitError",
-    "ScenarioClient",
+    "PollPolicy",
     "ScenarioCredentials",
     "ScenarioError",
-    "ServerError",
-    "TrainingCanceled",
+    "ScenarioTraining",
+    "ScenarioTrainingRun",
     "TrainingError",
-    "TrainingFailed",
-    "TrainingParameters",
+    "TrainingJob",
     "TrainingResult",
-    "TrainingTimeout",
-    "TrainingType",
-    "cancel_training",
-    "check_dataset_score",
-    "create_model",
-    "get_model",
-    "get_training_type",
-    "set_training_pairs",
+    "add_scenario_training_images",
+    "cancel_scenario_training",
+    "check_scenario_dataset_score",
+    "create_scenario_model",
+    "get_scenario_model",
+    "retrain_changed_datasets",
+    "retrain_from_s3",
+    "s3_curated_images_sensor",
+    "set_scenario_training_pairs",
     "train_edit_lora",
     "train_lora",
-    "trigger_training",
-    "upload_training_images",
-    "wait_for_training",
+    "train_lora_fleet",
+    "trigger_scenario_training",
+    "wait_for_scenario_training",
+    "wait_for_scenario_trainings",
 ]

@@ -127,20 +127,34 @@ def _print_result(result: Any) -> None:
     print(json.dumps(result.model_dump(mode="json"), indent=2))
 
 
+def _ui_link(state: Any) -> str | None:
+    """The flow run's page in the Prefect UI, when a UI is configured (``PREFECT_UI_URL``)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    run_id = getattr(state.state_details, "flow_run_id", None)
+    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
+
+
 def _run_training(flow_fn: Any, args: argparse.Namespace, **dataset: Any) -> int:
     """Run a training flow with the options both train commands share, under a progress bar."""
+    from prefect_scenario.credentials import resolve_credentials
+
     options = {
         "name": args.name,
         "training_type": args.training_type,
-        "credentials": args.block,
+        "credentials": asyncio.run(resolve_credentials(args.block)),
         "parameters": _parameters(args),
         "wait": not args.no_wait,
         "timeout_seconds": args.timeout,
         "force": args.force,
         "min_dataset_score": args.min_dataset_score,
     }
-    result = _with_bar(lambda: asyncio.run(flow_fn(**options, **dataset)))
+    state = _with_bar(lambda: flow_fn(**options, **dataset, return_state=True))
+    result = state.result()  # raises the flow's error, which main() prints as one line
     _print_result(result)
+    if link := _ui_link(state):
+        print(f"Prefect UI: {link}", file=sys.stderr)
     return 0
 
 
@@ -242,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator_main = _emulator_entry("scenario_emulator.server")
         return 2 if emulator_main is None else int(emulator_main(args_list[1:]))
     args = _parser().parse_args(args_list)
-    from prefect_scenario.exceptions import ScenarioError
+    from prefect_scenario.exceptions import InvalidInputError, ScenarioError
 
     try:
         if args.command == "train":
@@ -258,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             demo_main = _emulator_entry("scenario_emulator.demo")
             return 2 if demo_main is None else int(demo_main())
+    except InvalidInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -9,6 +9,7 @@ from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
 from prefect_scenario.api.client import DEFAULT_BASE_URL, ScenarioClient
+from prefect_scenario.api.retry_policy import DEFAULT_MAX_RETRIES
 from prefect_scenario.exceptions import ConfigurationError
 
 __all__ = ["ScenarioCredentials", "resolve_aws_credentials", "resolve_credentials"]
@@ -49,7 +50,10 @@ class ScenarioCredentials(CredentialsBlock):
     timeout: float = Field(default=60.0, gt=0, description="Seconds to wait for an answer to one request.")
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for a connection.")
     max_retries: int = Field(
-        default=2, ge=0, le=10, description="Client-side retries of transient failures of requests safe to repeat."
+        default=DEFAULT_MAX_RETRIES,
+        ge=0,
+        le=10,
+        description="Retries of a transient failure per request; each retry is logged in the run.",
     )
 
     @classmethod

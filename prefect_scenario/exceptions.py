@@ -13,11 +13,14 @@ One root, a subclass per cause, plain values only so that every error pickles
     ├── APIError                   the API said no, or could not be reached
     │   ├── APIStatusError         an HTTP error answer (status_code, request_id)
     │   │   ├── BadRequestError           400, 422 (other 4xx: APIStatusError)
+    │   │   │   └── DuplicateTrainingImageError   the asset is already a training image
     │   │   ├── AuthenticationError       401
     │   │   ├── PermissionDeniedError     403
     │   │   ├── NotFoundError             404
     │   │   ├── ConflictError             409
-    │   │   ├── RateLimitError            429 (retry_after)
+    │   │   │   └── AlreadyTrainingError  400 "Model is already training", or 409
+    │   │   ├── RateLimitError            429 (retry_after; a cooldown's remainingSeconds)
+    │   │   ├── PlanLimitError            429 PlanLimitReachedError (action_name, action_limit)
     │   │   └── ServerError               5xx
     │   └── APIConnectionError     no answer
     │       └── APITimeoutError
@@ -28,7 +31,7 @@ One root, a subclass per cause, plain values only so that every error pickles
         └── DatasetRejected               the dataset score gate said no
 
 No error ever holds a request header, the API key or the secret: messages are
-built from status codes, request ids and a short excerpt of the response body.
+built from status codes, the API's ``reason`` text, request and trace ids.
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ __all__ = [
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AlreadyTrainingError",
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
     "DatasetRejected",
+    "DuplicateTrainingImageError",
     "InvalidDatasetError",
     "InvalidImageError",
     "InvalidInputError",
@@ -52,6 +57,7 @@ __all__ = [
     "InvalidTrainingTypeError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PlanLimitError",
     "RateLimitError",
     "ScenarioError",
     "ServerError",
@@ -132,19 +138,23 @@ class APIError(ScenarioError):
         status_code: int | None = None,
         request_id: str | None = None,
         should_retry: bool | None = None,
+        trace_id: str | None = None,
     ) -> None:
         super().__init__(message)
         self.method = method
         self.path = path
         self.status_code = status_code
         self.request_id = request_id
+        # Real error bodies carry a trace id (`trace_id` / `traceId`): what Scenario's support asks for.
+        self.trace_id = trace_id
         # The server's own verdict (`x-should-retry`), which overrides the status code.
         self.should_retry = should_retry
 
     def __str__(self) -> str:
         where = f"{self.method} {self.path}: " if self.method and self.path else ""
-        rid = f" (request id {self.request_id})" if self.request_id else ""
-        return f"{where}{self.message}{rid}"
+        ids = [f"request id {self.request_id}"] if self.request_id else []
+        ids += [f"trace id {self.trace_id}"] if self.trace_id else []
+        return f"{where}{self.message}" + (f" ({', '.join(ids)})" if ids else "")
 
 
 class APIStatusError(APIError):
@@ -159,6 +169,7 @@ class APIStatusError(APIError):
         status_code: int | None = None,
         request_id: str | None = None,
         should_retry: bool | None = None,
+        trace_id: str | None = None,
         body: str | None = None,
     ) -> None:
         super().__init__(
@@ -168,12 +179,17 @@ class APIStatusError(APIError):
             status_code=status_code,
             request_id=request_id,
             should_retry=should_retry,
+            trace_id=trace_id,
         )
         self.body = body
 
 
 class BadRequestError(APIStatusError):
     """400/422 (or another 4xx): the API rejected the request's content."""
+
+
+class DuplicateTrainingImageError(BadRequestError):
+    """400: the asset is already a training image of this model (a re-add, never worth repeating)."""
 
 
 class AuthenticationError(APIStatusError):
@@ -192,12 +208,35 @@ class ConflictError(APIStatusError):
     """409: the resource is in a state that does not allow this call."""
 
 
+class AlreadyTrainingError(ConflictError):
+    """The model is training already: the real API answers 400 ``Model is already training``."""
+
+
 class RateLimitError(APIStatusError):
-    """429: too many requests. ``retry_after`` is the wait the API asked for, in seconds."""
+    """429: too many requests, or a cooldown between launches.
+
+    ``retry_after`` is the wait the API asked for, in seconds: a cooldown body's
+    ``remainingSeconds``, else the ``retry-after-ms`` / ``Retry-After`` header.
+    """
 
     def __init__(self, message: str, *, retry_after: float | None = None, **fields: Any) -> None:
         super().__init__(message, **fields)
         self.retry_after = retry_after
+
+
+class PlanLimitError(APIStatusError):
+    """429 ``PlanLimitReachedError``: a ceiling of the Scenario plan; an immediate retry repeats it.
+
+    ``action_name`` names the ceiling (``parallel-training``, ``add-training-image``, ...)
+    and ``action_limit`` its value.
+    """
+
+    def __init__(
+        self, message: str, *, action_name: str | None = None, action_limit: int | None = None, **fields: Any
+    ) -> None:
+        super().__init__(message, **fields)
+        self.action_name = action_name
+        self.action_limit = action_limit
 
 
 class ServerError(APIStatusError):

@@ -12,7 +12,6 @@ Nothing leaves the machine; the emulator's training takes a few seconds.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
@@ -86,16 +85,13 @@ def main() -> int:
             kwargs: dict[str, Any] = {"credentials": credentials, "aws_credentials": aws, "poll_policy": fast}
             params = {"nbEpochs": 4, "samplePrompts": ["the hero character, full body"]}
 
-            first = asyncio.run(
-                train_lora(
-                    name="hero-character", training_type="flux.2-dev-lora", images=uris, parameters=params, **kwargs
-                )
+            # Plain sync calls, as a user's script makes them: each flow returns its result.
+            first = train_lora(
+                name="hero-character", training_type="flux.2-dev-lora", images=uris, parameters=params, **kwargs
             )
             print("\nFirst run:", json.dumps(first.model_dump(mode="json"), indent=2))
-            again = asyncio.run(
-                train_lora(
-                    name="hero-character", training_type="flux.2-dev-lora", images=uris, parameters=params, **kwargs
-                )
+            again = train_lora(
+                name="hero-character", training_type="flux.2-dev-lora", images=uris, parameters=params, **kwargs
             )
             print(f"\nSame dataset again: model {again.model_id}, reused={again.reused} (no credits spent)")
 
@@ -104,14 +100,12 @@ def main() -> int:
                 (before_after[0], before_after[1], "make the background a snowy forest"),
                 (before_after[2], before_after[3], "make the background a snowy forest"),
             ]
-            edit = asyncio.run(
-                train_edit_lora(
-                    name="snowy-backgrounds",
-                    training_type="qwen-image-edit-2511-lora",
-                    pairs=pairs,
-                    credentials=credentials,
-                    poll_policy=fast,
-                )
+            edit = train_edit_lora(
+                name="snowy-backgrounds",
+                training_type="qwen-image-edit-2511-lora",
+                pairs=pairs,
+                credentials=credentials,
+                poll_policy=fast,
             )
             print(f"\nEdit LoRA: model {edit.model_id} is {edit.status} ({edit.pairs} pairs)")
             requests = emulator.requests()

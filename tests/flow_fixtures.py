@@ -22,7 +22,7 @@ def prefect_harness() -> Iterator[None]:
     """Prefect's ephemeral test server (costs ~15 s once per session)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=60):
+    with prefect_test_harness(server_startup_timeout=240):
         yield
 
 

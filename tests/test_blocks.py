@@ -59,7 +59,7 @@ def test_secrets_are_unwrapped_in_one_place() -> None:
     sources = {p.relative_to(package).as_posix(): p.read_text() for p in package.rglob("*.py")}
     unwraps = {name: len(re.findall(r"get_secret_value\(\)", text)) for name, text in sources.items()}
     # client._unwrap_credentials (key and secret) and TrainingParameters.to_wire (the W&B key).
-    assert {k: v for k, v in unwraps.items() if v} == {"api/client.py": 2, "catalog.py": 1}
+    assert {k: v for k, v in unwraps.items() if v} == {"api/http.py": 2, "catalog.py": 1}
 
 
 def test_public_api_is_exported() -> None:

@@ -57,10 +57,10 @@ def test_train_edit_reads_a_pairs_file(scenario_env: EmulatorServer, tmp_path: P
     assert [r for r in scenario_env.requests() if r["path"].endswith("/training-images/pairs")]
 
 
-def test_bad_input_is_one_clear_line_and_exit_1(
+def test_bad_input_is_one_clear_line_and_exit_2(
     scenario_env: EmulatorServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["train", "--type", "flux.2-dev-lora", "--name", "x", "--param", "rank=1", "/nope.png"]) == 1
+    assert main(["train", "--type", "flux.2-dev-lora", "--name", "x", "--param", "rank=1", "/nope.png"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "rank" in err
     assert scenario_env.requests() == []

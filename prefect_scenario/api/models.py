@@ -1,8 +1,9 @@
 """Wire models: what the Scenario API sends back, as tolerant pydantic models.
 
-Every model accepts unknown fields (the API's full payload is unknown, see
-``shared/scenario-api.md`` §12) and both spellings the reference lists: the
-seed's ``draft`` status reads as ``new``, ``job.id`` as ``job.jobId``, and
+Every model accepts unknown fields and missing optional ones (live list rows carry
+``"trainingProgress": {}`` and ``"parameters": {}``: Scenario's blender-plugin
+captures), and both spellings in use: the product doc's ``draft`` status reads as
+the SDK's ``new``, ``job.id`` as ``job.jobId``, and
 ``creativeUnits.estimatedCreativeUnits`` as ``creativeUnitsCost``.
 
 Example:
@@ -19,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 __all__ = [
     "TERMINAL_STATUSES",
     "Asset",
+    "CostEstimate",
     "DatasetScore",
     "Epoch",
     "EpochAsset",
@@ -146,24 +148,41 @@ class Job(WireModel):
         return value if isinstance(value, str) else None
 
 
-class TrainResult(WireModel):
-    """The answer to a train trigger (or to a dry run, HTTP 269)."""
+class CostEstimate(WireModel):
+    """Creative units: the answer to a dry run (HTTP 269), and the cost part of a trigger's answer.
 
-    model: Model
-    job: Job | None = None
+    Both shapes are read: the SDK's ``creativeUnitsCost`` (a live dry run answers only
+    the cost fields: Scenario's blender-plugin captures) and the product doc's
+    ``creativeUnits.estimatedCreativeUnits``.
+
+    Example:
+        >>> CostEstimate.model_validate({"creativeUnits": {"estimatedCreativeUnits": 150}}).creative_units_cost
+        150.0
+    """
+
     creative_units_cost: float | None = Field(None, alias="creativeUnitsCost")
     creative_units_discount: float | None = Field(None, alias="creativeUnitsDiscount")
-    cost_details: dict[str, float] | None = Field(None, alias="costDetails")
+    cost_details: dict[str, Any] | None = Field(None, alias="costDetails")
 
     @model_validator(mode="before")
     @classmethod
     def _seed_cost_shape(cls, data: Any) -> Any:
-        # The product doc's shape: {"creativeUnits": {"estimatedCreativeUnits": 150}}.
         if isinstance(data, dict) and data.get("creativeUnitsCost") is None:
             units = data.get("creativeUnits")
             if isinstance(units, dict) and units.get("estimatedCreativeUnits") is not None:
                 data = {**data, "creativeUnitsCost": units["estimatedCreativeUnits"]}
         return data
+
+
+class TrainResult(CostEstimate):
+    """The answer to a train trigger: the model, its job, and what it cost."""
+
+    model: Model | None = None
+    job: Job | None = None
+
+    @property
+    def job_id(self) -> str | None:
+        return self.job.job_id if self.job else (self.model.job_id if self.model else None)
 
 
 class Asset(WireModel):

@@ -2,6 +2,8 @@
 
 Events use the model as their resource (``scenario.model.<id>``), so an
 automation can react to ``scenario.training.completed`` for one LoRA or for all.
+Monitoring never fails a paid training: a failure to emit an event or write an artifact
+(whatever it is) is logged at WARNING and the training goes on.
 
 Example:
     >>> model_resource("model_1", name="Hero")["prefect.resource.id"]
@@ -136,6 +138,16 @@ class ProgressReporter:
         self._last_stage: str | None = None
         self._last_decile = -1
 
+    async def note(self, description: str, percent: float = 0.0) -> None:
+        """Show a line on the progress artifact (e.g. waiting for a training slot) before the training starts."""
+        try:
+            if self._artifact is None:
+                self._artifact = await acreate_progress_artifact(percent, key=self.key, description=description)
+            else:
+                await aupdate_progress_artifact(self._artifact, percent, description=description)
+        except Exception as exc:
+            _log.warning("progress artifact not updated: %s", type(exc).__name__)
+
     async def update(self, model: Model) -> None:
         self.model = model
         for listener in list(_LISTENERS):
@@ -149,7 +161,7 @@ class ProgressReporter:
             else:
                 await aupdate_progress_artifact(self._artifact, percent, description=description)
         except Exception as exc:
-            _log.debug("progress artifact not updated: %s", type(exc).__name__)
+            _log.warning("progress artifact not updated: %s", type(exc).__name__)
         stage = progress.stage if progress else model.status
         decile = int(percent // 10)
         if model.status == "training" and (stage != self._last_stage or decile > self._last_decile):
@@ -196,7 +208,7 @@ class FleetReporter:
             else:
                 await aupdate_progress_artifact(self._artifact, mean, description=description)
         except Exception as exc:
-            _log.debug("fleet progress artifact not updated: %s", type(exc).__name__)
+            _log.warning("fleet progress artifact not updated: %s", type(exc).__name__)
 
 
 def dataset_score_rows(score: DatasetScore) -> list[dict[str, str]]:
@@ -225,7 +237,7 @@ async def publish_dataset_score(score: DatasetScore, *, key: str) -> None:
             description=f"Training-dataset score {score.score:.2f} ({score.status or 'unknown'})",
         )
     except Exception as exc:
-        _log.debug("dataset score artifact not created: %s", type(exc).__name__)
+        _log.warning("dataset score artifact not created: %s", type(exc).__name__)
 
 
 def summary_markdown(model: Model, *, parameters: Mapping[str, Any], cost: float | None) -> str:
@@ -267,4 +279,4 @@ async def publish_summary(model: Model, *, key: str, parameters: Mapping[str, An
             description=f"Scenario model {model.id}",
         )
     except Exception as exc:
-        _log.debug("summary artifact not created: %s", type(exc).__name__)
+        _log.warning("summary artifact not created: %s", type(exc).__name__)

@@ -3,16 +3,16 @@
 The wait loop polls ``GET /models/{id}`` (or ``POST /models/get-bulk`` for many
 models) and sleeps for :func:`next_poll_delay` in between. The delay follows the
 training: long while queued (nothing to see), aimed at the predicted end while
-running (``remainingTimeMs``), and short once the end is near, so that a finished
-training is noticed within a fraction of a second without polling every second
-for the whole training.
+running (``remainingTimeMs``), and at the floor once the end is near. The floor is
+2 s: none of Scenario's own clients polls faster (blender-plugin ~2 s, Unity 4 s, the
+product doc 10 s), and no rate limit is published, so we stay as polite as they are.
 
 Example:
     >>> from prefect_scenario.api.models import TrainingProgress
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.5, remainingTimeMs=60_000))
     30.0
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.99, remainingTimeMs=300))
-    0.25
+    2.0
 """
 
 from __future__ import annotations
@@ -29,19 +29,23 @@ class PollPolicy:
     """Bounds of the poll delay, in seconds.
 
     ``near_end`` is the interval once the predicted end is within ``near_end_window``;
-    it bounds how late a finished training is noticed. ``fraction`` of the remaining
+    it bounds how late a finished training is noticed. ``max_ids_per_request`` caps
+    the ids of one ``get-bulk`` request. ``slot_check`` is how often a trigger refused by
+    the plan's ``parallel-training`` ceiling looks for a free slot again. ``fraction`` of the remaining
     time is slept while far from the end, so the number of polls grows with the
     logarithm of the training time, not linearly.
     """
 
-    minimum: float = 0.25
-    near_end: float = 0.25
-    near_end_window: float = 1.0
+    minimum: float = 2.0
+    near_end: float = 2.0
+    near_end_window: float = 2.0
     fraction: float = 0.5
     queued: float = 5.0
     starting: float = 2.0
     unknown: float = 5.0
     maximum: float = 60.0
+    max_ids_per_request: int = 50
+    slot_check: float = 30.0
 
 
 DEFAULT_POLICY = PollPolicy()

@@ -5,8 +5,10 @@ fetches the models still pending, hands each update to ``on_update``, and sleeps
 for the shortest delay any pending model asks for, until all are terminal or the
 deadline (on a monotonic clock) passes. One model is read with
 ``GET /models/{id}`` (the documented polling); many with one
-``POST /models/get-bulk`` per cycle, whatever their number (up to
-:data:`BULK_CHUNK` per request).
+``POST /models/get-bulk`` per cycle (50 ids a request, as Scenario's blender-plugin
+sends). The two tasks, :func:`wait_for_scenario_training` and
+:func:`wait_for_scenario_trainings`, add the progress artifact, the events and the
+cancel-on-timeout around it.
 
 Example:
     >>> import asyncio
@@ -23,18 +25,39 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+from prefect.cache_policies import NO_CACHE
+
+from prefect_scenario._dispatch import scenario_task
+from prefect_scenario._logging import run_logger
 from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.api.models import Model
 from prefect_scenario.api.retry_policy import is_transient
-from prefect_scenario.exceptions import NotFoundError, TrainingTimeout
-from prefect_scenario.training.monitoring import describe_progress
+from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.exceptions import APIError, NotFoundError, TrainingCanceled, TrainingFailed, TrainingTimeout
+from prefect_scenario.training.monitoring import (
+    EVENT_CANCELED,
+    EVENT_COMPLETED,
+    EVENT_FAILED,
+    FleetReporter,
+    ProgressReporter,
+    artifact_key,
+    describe_progress,
+    emit_training_event,
+)
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
 
-__all__ = ["BULK_CHUNK", "wait_for_models", "wait_until_all_terminal", "wait_until_terminal"]
+__all__ = [
+    "finish",
+    "wait_for_models",
+    "wait_for_scenario_training",
+    "wait_for_scenario_trainings",
+    "wait_until_all_terminal",
+    "wait_until_terminal",
+]
 
-# Not stated by the API; 100 ids keeps one get-bulk body small.
-BULK_CHUNK = 100
+_WAIT_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -71,7 +94,7 @@ async def wait_for_models(
         try:
             models = await fetch(pending)
             failures = 0
-        except Exception as exc:
+        except APIError as exc:
             if not is_transient(exc):
                 raise
             failures += 1
@@ -153,12 +176,112 @@ async def wait_until_all_terminal(
     """
 
     async def fetch(ids: list[str]) -> list[Model]:
-        models: list[Model] = []
-        for start in range(0, len(ids), BULK_CHUNK):
-            models += await client.get_models_bulk(ids[start : start + BULK_CHUNK])
-        return models
+        return await client.get_models_bulk(ids, chunk=policy.max_ids_per_request)
 
     return await wait_for_models(
         fetch, model_ids, timeout_seconds=timeout_seconds, policy=policy, on_update=on_update,
         clock=clock, sleep=sleep, log=log,
     )  # fmt: skip
+
+
+async def _failure_reason(client: ScenarioClient, model: Model) -> str | None:
+    if model.failure_reason is not None or not model.job_id:
+        return model.failure_reason
+    try:
+        return (await client.get_job(model.job_id)).error
+    except APIError as exc:
+        run_logger().warning("could not read why job %s failed (%s)", model.job_id, exc)
+        return None
+
+
+async def finish(client: ScenarioClient, model: Model) -> Model:
+    """Emit the model's terminal event; return it if trained, else raise the training's outcome.
+
+    Raises:
+        TrainingFailed: it ended ``failed`` (with the server's reason).
+        TrainingCanceled: it ended ``training-canceled``.
+    """
+    if model.status == "trained":
+        emit_training_event(EVENT_COMPLETED, model, {"epochs": len(model.epochs)})
+        return model
+    if model.status == "failed":
+        reason = await _failure_reason(client, model)
+        emit_training_event(EVENT_FAILED, model, {"reason": reason})
+        raise TrainingFailed(
+            f"training of {model.id} failed: {reason or 'no reason given'}", model_id=model.id, reason=reason
+        )
+    emit_training_event(EVENT_CANCELED, model)
+    raise TrainingCanceled(f"training of {model.id} was canceled", model_id=model.id)
+
+
+async def _cancel_after_timeout(client: ScenarioClient, model_ids: Sequence[str]) -> None:
+    for model_id in model_ids:
+        run_logger().warning("timed out: cancelling the training of %s", model_id)
+        await client.cancel_training(model_id)
+        emit_training_event(EVENT_CANCELED, await client.get_model(model_id), {"reason": "timeout"})
+
+
+@scenario_task(
+    name="scenario-wait-for-training", task_run_name="scenario-wait-for-training-{model_id}", **_WAIT_OPTIONS
+)
+async def wait_for_scenario_training(
+    credentials: ScenarioCredentials | None,
+    model_id: str,
+    timeout_seconds: float = 4 * 3600,
+    cancel_on_timeout: bool = True,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+) -> Model:
+    """Wait for the training to end, with a progress artifact and events on the way.
+
+    Raises:
+        TrainingFailed: the training ended ``failed`` (with the server's reason).
+        TrainingCanceled: it ended ``training-canceled``.
+        TrainingTimeout: not finished in ``timeout_seconds``; the remote training is cancelled.
+    """
+    resolved = await resolve_credentials(credentials)
+    async with resolved.get_client() as client:
+        reporter = ProgressReporter(key=artifact_key("scenario-training", model_id))
+        try:
+            model = await wait_until_terminal(
+                client, model_id, timeout_seconds=timeout_seconds, policy=poll_policy, on_update=reporter.update,
+                log=run_logger().info,
+            )  # fmt: skip
+        except TrainingTimeout:
+            if cancel_on_timeout:
+                await _cancel_after_timeout(client, [model_id])
+            raise
+        return await finish(client, model)
+
+
+@scenario_task(name="scenario-wait-for-trainings", task_run_name="scenario-wait-for-{n}-trainings", **_WAIT_OPTIONS)
+async def wait_for_scenario_trainings(
+    credentials: ScenarioCredentials | None,
+    model_ids: list[str],
+    timeout_seconds: float = 4 * 3600,
+    cancel_on_timeout: bool = True,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+    n: int = 0,
+) -> dict[str, Model]:
+    """Wait for many trainings with one ``POST /models/get-bulk`` per polling cycle.
+
+    Emits the completed/failed/canceled event of each model as it ends and keeps one
+    progress artifact for the whole fleet (the mean progress).
+
+    Returns:
+        Every model in its terminal state, by id (failed ones included: the caller decides).
+
+    Raises:
+        TrainingTimeout: some did not finish in ``timeout_seconds``; those are cancelled.
+    """
+    resolved = await resolve_credentials(credentials)
+    reporter = FleetReporter(model_ids, key=artifact_key("scenario-fleet", f"{len(model_ids)}-models"))
+    async with resolved.get_client() as client:
+        try:
+            return await wait_until_all_terminal(
+                client, model_ids, timeout_seconds=timeout_seconds, policy=poll_policy, on_update=reporter.update,
+                log=run_logger().info,
+            )  # fmt: skip
+        except TrainingTimeout:
+            if cancel_on_timeout:
+                await _cancel_after_timeout(client, reporter.pending())
+            raise

@@ -47,6 +47,21 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
     assert {"s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"} <= names
 
 
+def check_parameter_schemas(deployments: dict[str, Any]) -> None:
+    """The run form offers a block picker for ``credentials`` and a typed form for fleet jobs."""
+    single = deployments["train-lora"]["parameter_openapi_schema"]
+    credentials = single["properties"]["credentials"]
+    refs = [c.get("$ref", "") for c in credentials.get("anyOf", [credentials])]
+    (ref,) = [r for r in refs if r]
+    definition = single["definitions"][ref.rsplit("/", 1)[-1]]
+    assert definition["block_type_slug"] == "scenario-credentials"
+    aws = single["properties"]["aws_credentials"]
+    assert any("AwsCredentials" in c.get("$ref", "") for c in aws.get("anyOf", [aws]))
+    fleet = deployments["train-lora-fleet"]["parameter_openapi_schema"]
+    assert fleet["properties"]["jobs"]["items"]["$ref"].endswith("/TrainingJob")
+    assert {"name", "training_type", "images"} <= set(fleet["definitions"]["TrainingJob"]["required"])
+
+
 def model_status(base_url: str, model_id: str) -> str:
     async def read() -> str:
         async with ScenarioClient(api_key=KEY, api_secret=SECRET, project_id="proj_cancel", base_url=base_url) as c:
@@ -76,17 +91,22 @@ ScenarioCredentials(api_key="{KEY}", api_secret="{SECRET}", project_id="proj_can
             tmp_path / "serve.log",
         )
         try:
-            deployment = wait_for(
-                lambda: next(
-                    (d for d in prefect_server.post("/deployments/filter", {}) if d["name"] == "train-lora"), None
+            deployments = wait_for(
+                lambda: (
+                    found
+                    if len(found := {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}) >= 2
+                    else None
                 ),
                 timeout=60,
-                what="the train-lora deployment",
+                what="the train-lora and train-lora-fleet deployments",
             )
+            check_parameter_schemas(deployments)
+            (block,) = [b for b in prefect_server.post("/block_documents/filter", {}) if b["name"] == "cancel-emulator"]
+            # A block parameter is passed as a reference to the saved block, as the UI's block picker does.
             flow_run = prefect_server.post(
-                f"/deployments/{deployment['id']}/create_flow_run",
+                f"/deployments/{deployments['train-lora']['id']}/create_flow_run",
                 {"parameters": {"name": "to-cancel", "training_type": "flux.2-dev-lora", "images": images,
-                                "credentials": "cancel-emulator"}},
+                                "credentials": {"$ref": {"block_document_id": block["id"]}}}},
             )  # fmt: skip
 
             def training_model() -> str | None:

@@ -7,7 +7,6 @@ the test session's Prefect server. Prints the result as JSON if it gets that far
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
@@ -18,7 +17,8 @@ from tests.flow_fixtures import FAST_POLL
 def main(argv: list[str]) -> int:
     name, training_type, concurrency, *images = argv
     options = {"upload_concurrency": int(concurrency), "poll_policy": FAST_POLL}
-    result = asyncio.run(train_lora(name=name, training_type=training_type, images=images, **options))
+    # A plain script: the flow returns its result (no event loop of our own).
+    result = train_lora(name=name, training_type=training_type, images=images, **options)
     print(json.dumps(result.model_dump(mode="json")))
     return 0
 

@@ -151,7 +151,8 @@ async def test_a_run_leaves_no_secret_behind(
         ),
         await train_edit_lora(
             name="leak-edit", training_type="qwen-image-edit-2511-lora", pairs=pairs,
-            credentials="psc-leak-credentials", poll_policy=FAST_POLL, return_state=True,
+            credentials=await ScenarioCredentials.aload("psc-leak-credentials"), poll_policy=FAST_POLL,
+            return_state=True,
         ),
         await train_lora(
             name="doomed", training_type="flux.2-klein-4b-lora", images=_images(tmp_path, 34, 2),

@@ -1,0 +1,110 @@
+"""Training many LoRAs at once: every job up to its trigger, then one bulk poller for all.
+
+Each job's steps run as tasks of the one fleet flow run (concurrent subflows cost
+Prefect seconds each to start: ``benchmarks/bench_fleet.py``), and a single
+``scenario-wait-for-trainings`` task polls ``POST /models/get-bulk`` for all of them:
+one request per polling cycle (50 ids a request), not one per model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prefect_aws import AwsCredentials
+from pydantic import BaseModel, ConfigDict, Field
+
+from prefect_scenario._dispatch import scenario_flow
+from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.exceptions import TrainingFailed
+from prefect_scenario.training.cancellation import run_hooks
+from prefect_scenario.training.images import ImageSource
+from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.waiting import wait_for_scenario_trainings
+
+__all__ = ["TrainingJob", "train_lora_fleet"]
+
+
+class TrainingJob(BaseModel):
+    """One LoRA of a fleet: what :func:`~prefect_scenario.train_lora` takes for one model.
+
+    Example:
+        >>> TrainingJob(name="hero", training_type="flux.2-dev-lora", images=["hero/01.png"]).force
+        False
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The model name.")
+    training_type: str = Field(description="A standard LoRA type, e.g. flux.2-dev-lora.")
+    images: list[ImageSource] = Field(description="Local paths, s3:// URIs or asset ids of the training images.")
+    parameters: TrainingParameters | dict[str, Any] | None = Field(None, description="Training parameters.")
+    idempotency_key: str | None = Field(None, description="The run's key; derived from the dataset when not set.")
+    force: bool = Field(False, description="Train again even if an identical dataset already trained.")
+    min_dataset_score: float | None = Field(None, description="Refuse to train below this dataset score.")
+
+
+@scenario_flow(name="scenario-train-lora-fleet", flow_run_name="scenario-train-lora-fleet-{name}", **run_hooks())
+async def train_lora_fleet(
+    jobs: list[TrainingJob],
+    credentials: ScenarioCredentials | None = None,
+    name: str = "fleet",
+    timeout_seconds: float = 4 * 3600,
+    upload_concurrency: int = 4,
+    aws_credentials: AwsCredentials | None = None,
+    poll_policy: PollPolicy = DEFAULT_POLICY,
+    raise_on_failure: bool = True,
+) -> list[TrainingResult]:
+    """Train many standard LoRAs at once and wait for all of them with one bulk poller.
+
+    Every job is checked before the first request (type, parameters, dataset size).
+
+    Args:
+        jobs: one :class:`TrainingJob` per model.
+        credentials: as for :func:`~prefect_scenario.train_lora`.
+        name: the fleet's name (flow run ``scenario-train-lora-fleet-{name}``).
+        timeout_seconds: how long to wait for the whole fleet (then cancel the rest).
+        upload_concurrency: uploads in flight per model.
+        aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
+        poll_policy: the wait loop's poll delay bounds.
+        raise_on_failure: raise ``TrainingFailed`` once all ended if any failed.
+
+    Returns:
+        One :class:`TrainingResult` per job, in order.
+
+    Example:
+        >>> results = train_lora_fleet(
+        ...     jobs=[TrainingJob(name="hero", training_type="flux.2-dev-lora", images=hero_images),
+        ...           TrainingJob(name="villain", training_type="zimage-lora", images=villain_images)],
+        ...     credentials=credentials,
+        ... )
+        >>> [r.status for r in results]
+        ['trained', 'trained']
+    """
+    requests = [
+        TrainingRequest(
+            **job.model_dump(exclude={"parameters"}), parameters=job.parameters, credentials=credentials,
+            wait=False, timeout_seconds=timeout_seconds, upload_concurrency=upload_concurrency,
+            aws_credentials=aws_credentials,
+        )
+        for job in jobs
+    ]  # fmt: skip
+    for request in requests:
+        request.check()
+    resolved = await resolve_credentials(credentials)
+    for request in requests:
+        request.credentials = resolved
+    started = await asyncio.gather(*(run_training(r) for r in requests))
+    pending = [r.model_id for r in started if r.status != "trained"]
+    final = await wait_for_scenario_trainings(resolved, pending, timeout_seconds, True, poll_policy, len(pending))
+    results = [r.with_model(final[r.model_id]) if r.model_id in final else r for r in started]
+    failed = [r for r in results if r.status != "trained"]
+    if failed and raise_on_failure:
+        raise TrainingFailed(
+            f"{len(failed)} of {len(results)} trainings did not end trained: "
+            + ", ".join(f"{r.name} ({r.model_id}: {r.status})" for r in failed),
+            model_id=failed[0].model_id,
+        )
+    return results

@@ -1,0 +1,161 @@
+"""A training saved as a block: Prefect's ``JobBlock`` for Scenario, as prefect-dbt's ``DbtCloudJob``.
+
+:class:`ScenarioTraining` holds what defines a training (credentials, name, type, images,
+parameters). :meth:`ScenarioTraining.trigger` checks, uploads and starts it, and returns
+a :class:`ScenarioTrainingRun` whose :meth:`~ScenarioTrainingRun.wait_for_completion`
+waits for the end and :meth:`~ScenarioTrainingRun.fetch_result` returns the
+:class:`~prefect_scenario.training.pipeline.TrainingResult`. Like the flows, each method
+returns its result from sync code and can be awaited from async code. Triggering the
+same block twice continues the same model (the idempotency key comes from its dataset).
+
+Example:
+    >>> training = ScenarioTraining(credentials=credentials, name="hero", training_type="flux.2-dev-lora",
+    ...                             images=hero_image_paths)
+    >>> run = training.trigger()
+    >>> run.wait_for_completion()
+    >>> run.fetch_result().status
+    'trained'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect._internal.compatibility.async_dispatch import async_dispatch
+from prefect.blocks.abstract import JobBlock, JobRun
+from prefect_aws import AwsCredentials
+from pydantic import Field
+
+from prefect_scenario.api.models import Model
+from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.exceptions import TrainingError
+from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.waiting import finish, wait_until_terminal
+
+__all__ = ["ScenarioTraining", "ScenarioTrainingRun"]
+
+_LOGO = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
+
+
+class ScenarioTrainingRun(JobRun[TrainingResult]):
+    """A started Scenario training: wait for it, then fetch its result.
+
+    Args:
+        started: what the trigger returned (the model, its run key, the cost).
+        credentials: the credentials that started it.
+        timeout_seconds: how long :meth:`wait_for_completion` waits (then cancels it).
+        poll_policy: the wait loop's poll delay bounds.
+    """
+
+    def __init__(
+        self,
+        started: TrainingResult,
+        credentials: ScenarioCredentials,
+        timeout_seconds: float,
+        poll_policy: PollPolicy = DEFAULT_POLICY,
+    ) -> None:
+        self.started = started
+        self.credentials = credentials
+        self.timeout_seconds = timeout_seconds
+        self.poll_policy = poll_policy
+        self.model: Model | None = None
+
+    async def await_for_completion(self) -> None:
+        """Wait for the training to end (the async twin of :meth:`wait_for_completion`).
+
+        Raises:
+            TrainingFailed: it ended ``failed``; TrainingCanceled: ``training-canceled``;
+            TrainingTimeout: it did not end in ``timeout_seconds`` (it was cancelled).
+        """
+        async with self.credentials.get_client() as client:
+            model = await wait_until_terminal(
+                client, self.started.model_id, timeout_seconds=self.timeout_seconds, policy=self.poll_policy
+            )
+            self.model = await finish(client, model)
+        self.logger.info("model %s is %s", self.model.id, self.model.status)
+
+    @async_dispatch(await_for_completion)
+    def wait_for_completion(self) -> None:  # type: ignore[override]
+        """Wait for the training to end: returns from sync code, awaitable from async code."""
+        from prefect.utilities.asyncutils import run_coro_as_sync
+
+        run_coro_as_sync(self.await_for_completion())
+
+    async def afetch_result(self) -> TrainingResult:
+        """The result of the ended training (the async twin of :meth:`fetch_result`).
+
+        Raises:
+            TrainingError: the training has not ended yet (call ``wait_for_completion`` first).
+        """
+        if self.model is None:
+            if self.started.status == "trained":
+                return self.started
+            raise TrainingError("the training has not ended: call wait_for_completion() first", model_id=None)
+        return self.started.with_model(self.model)
+
+    @async_dispatch(afetch_result)
+    def fetch_result(self) -> TrainingResult:  # type: ignore[override]
+        """The result of the ended training: returns from sync code, awaitable from async code."""
+        from prefect.utilities.asyncutils import run_coro_as_sync
+
+        return run_coro_as_sync(self.afetch_result())
+
+
+class ScenarioTraining(JobBlock[TrainingResult]):
+    """A Scenario LoRA training saved as a block, to run from any flow or from the UI.
+
+    Example:
+        Load a saved training and run it:
+        ```python
+        from prefect_scenario import ScenarioTraining
+
+        training = ScenarioTraining.load("BLOCK_NAME")
+        run = training.trigger()
+        run.wait_for_completion()
+        print(run.fetch_result().model_id)
+        ```
+    """
+
+    _block_type_name = "Scenario Training"
+    _block_type_slug = "scenario-training"
+    _logo_url = _LOGO  # type: ignore[assignment]
+    _documentation_url = "https://github.com/prefect-scenario/prefect-scenario#readme"  # type: ignore[assignment]
+    _description = "A LoRA training on Scenario: model name, type, images and parameters, run as a job."
+
+    credentials: ScenarioCredentials = Field(description="The Scenario credentials block to train with.")
+    name: str = Field(description="The model name.")
+    training_type: str = Field(description="The LoRA training type, e.g. flux.2-dev-lora.")
+    images: list[str] = Field(description="Training images: local paths, s3:// URIs or asset ids.")
+    parameters: dict[str, Any] | None = Field(default=None, description="Training parameters, by wire name.")
+    timeout_seconds: float = Field(default=4 * 3600, gt=0, description="How long to wait for the training.")
+    idempotency_key: str | None = Field(default=None, description="The run key; derived from the dataset if unset.")
+    force: bool = Field(default=False, description="Train again even if an identical dataset already trained.")
+    min_dataset_score: float | None = Field(default=None, description="Refuse to train below this dataset score.")
+    aws_credentials: AwsCredentials | None = Field(
+        default=None, description="A prefect-aws AwsCredentials block, for s3:// images."
+    )
+
+    async def atrigger(self) -> ScenarioTrainingRun:
+        """Check, upload and start the training (the async twin of :meth:`trigger`).
+
+        Raises:
+            InvalidInputError: bad input, before any request.
+        """
+        credentials = await resolve_credentials(self.credentials)
+        request = TrainingRequest(
+            name=self.name, training_type=self.training_type, images=list(self.images), credentials=credentials,
+            parameters=self.parameters, wait=False, timeout_seconds=self.timeout_seconds,
+            idempotency_key=self.idempotency_key, force=self.force, min_dataset_score=self.min_dataset_score,
+            aws_credentials=self.aws_credentials,
+        )  # fmt: skip
+        started = await run_training(request)
+        self.logger.info("training of %s started (model %s)", self.name, started.model_id)
+        return ScenarioTrainingRun(started, credentials, self.timeout_seconds)
+
+    @async_dispatch(atrigger)
+    def trigger(self) -> ScenarioTrainingRun:  # type: ignore[override]
+        """Check, upload and start the training: returns from sync code, awaitable from async code."""
+        from prefect.utilities.asyncutils import run_coro_as_sync
+
+        return run_coro_as_sync(self.atrigger())

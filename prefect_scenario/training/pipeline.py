@@ -1,0 +1,252 @@
+"""The body of every training flow: check, prepare, create → upload → score → trigger → wait.
+
+Everything that can be checked is checked before the first request (training type,
+parameters, dataset size, every image). Every run has an idempotency key derived from
+what defines the training (name, type, image hashes, parameters) and recorded on its
+model, so running the same flow again after a crash continues the same model, and an
+identical dataset that already trained returns the existing model without spending
+credits (unless ``force``).
+
+Example:
+    >>> from prefect_scenario.catalog import TrainingParameters
+    >>> def key(*items: str) -> str:
+    ...     return derive_idempotency_key(name="a", training_type="flux.2-dev-lora", items=list(items),
+    ...                                   parameters=TrainingParameters())
+    >>> key("h1") == key("h1"), key("h1") == key("h1", "h2"), len(key("h1"))
+    (True, False, 24)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from prefect_scenario._logging import run_logger
+from prefect_scenario.api.models import Model
+from prefect_scenario.catalog import (
+    TrainingParameters,
+    TrainingType,
+    check_dataset_size,
+    get_training_type,
+    validate_parameters,
+)
+from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
+from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError
+from prefect_scenario.training.images import (
+    ImageSource,
+    PairSource,
+    PreparedImage,
+    PreparedPair,
+    prepare_images,
+    prepare_pairs,
+)
+from prefect_scenario.training.monitoring import artifact_key, publish_summary
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.tasks import (
+    add_scenario_training_images,
+    check_scenario_dataset_score,
+    create_scenario_model,
+    set_scenario_training_pairs,
+    trigger_scenario_training,
+)
+from prefect_scenario.training.waiting import wait_for_scenario_training
+
+__all__ = ["EpochResult", "TrainingRequest", "TrainingResult", "derive_idempotency_key", "run_training"]
+
+
+class EpochResult(BaseModel):
+    """One epoch of the trained model and its sample images."""
+
+    epoch: str
+    sample_urls: list[str] = Field(default_factory=list)
+
+
+class TrainingResult(BaseModel):
+    """What a training flow returns."""
+
+    model_id: str
+    name: str
+    training_type: str
+    family: str
+    status: str
+    idempotency_key: str
+    reused: bool = Field(description="True when an identical, already-trained model was returned without training.")
+    job_id: str | None = None
+    creative_units_cost: float | None = None
+    images: int = 0
+    pairs: int = 0
+    epochs: list[EpochResult] = Field(default_factory=list)
+    sample_image_urls: list[str] = Field(default_factory=list)
+    dataset_score: float | None = None
+    durations: dict[str, float] = Field(default_factory=dict, description="Seconds spent per phase.")
+
+    def with_model(self, model: Model) -> TrainingResult:
+        """This result updated with the model's status, epochs and sample images."""
+        epochs = [EpochResult(epoch=e.epoch, sample_urls=[a.url for a in e.assets if a.url]) for e in model.epochs]
+        samples = next((e.sample_urls for e in reversed(epochs) if e.sample_urls), [])
+        return self.model_copy(
+            update={"status": model.status, "epochs": epochs, "sample_image_urls": samples, "name": model.name or ""}
+        )
+
+
+def derive_idempotency_key(
+    *, name: str, training_type: str, items: Sequence[Any], parameters: TrainingParameters
+) -> str:
+    """A key from what defines a training: name, type, dataset content and parameters."""
+    wire = parameters.to_wire()
+    if "wandbKey" in wire:
+        # The key appears in tags: hash the secret rather than embedding it.
+        wire["wandbKey"] = hashlib.sha256(str(wire["wandbKey"]).encode()).hexdigest()
+    document = json.dumps(
+        {"name": name, "type": training_type, "items": list(items), "parameters": wire}, sort_keys=True, default=str
+    )
+    return hashlib.sha256(document.encode()).hexdigest()[:24]
+
+
+@dataclass
+class TrainingRequest:
+    """One training as a flow was asked for it (images for a standard type, pairs for an edit type)."""
+
+    name: str
+    training_type: str
+    credentials: ScenarioCredentials | None = None
+    images: list[ImageSource] | None = None
+    pairs: list[PairSource | dict[str, Any]] | None = None
+    parameters: TrainingParameters | dict[str, Any] | None = None
+    wait: bool = True
+    timeout_seconds: float = 4 * 3600
+    idempotency_key: str | None = None
+    force: bool = False
+    min_dataset_score: float | None = None
+    upload_concurrency: int = 4
+    aws_credentials: Any = None
+    poll_policy: PollPolicy = DEFAULT_POLICY
+    durations: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> tuple[TrainingType, TrainingParameters]:
+        """Every check that needs no request; the type and the validated parameters.
+
+        Raises:
+            InvalidInputError: bad input (type, parameters, dataset size, options).
+        """
+        ttype = get_training_type(self.training_type)
+        params = validate_parameters(ttype, self.parameters)
+        if self.timeout_seconds <= 0:
+            raise ConfigurationError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.upload_concurrency < 1:
+            raise ConfigurationError(f"upload_concurrency must be at least 1, got {self.upload_concurrency}")
+        if ttype.edit and self.pairs is None:
+            raise wrong_kind(ttype, "train_edit_lora with before/after pairs")
+        if not ttype.edit and self.pairs is not None:
+            raise wrong_kind(ttype, "train_lora with images")
+        if not ttype.edit and self.images is None:
+            raise wrong_kind(ttype, "train_lora with images")
+        check_dataset_size(ttype, images=len(self.images or []), pairs=len(self.pairs or []))
+        return ttype, params
+
+
+def wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
+    kind = "an edit" if ttype.edit else "a standard"
+    return InvalidTrainingTypeError(f"{ttype.id!r} is {kind} training type: use {use}")
+
+
+def _identity(image: PreparedImage) -> str:
+    return image.sha256 or f"asset:{image.asset_id}"
+
+
+async def run_training(request: TrainingRequest) -> TrainingResult:
+    """Run one training inside the current flow run (a training flow's, or a fleet's)."""
+    started = time.monotonic()
+    ttype, params = request.check()
+    for warning in check_dataset_size(ttype, images=len(request.images or []), pairs=len(request.pairs or [])):
+        run_logger().warning(warning)
+    credentials = await resolve_credentials(request.credentials)
+    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+        aws = await resolve_aws_credentials(request.aws_credentials) if request.aws_credentials is not None else None
+        options: dict[str, Any] = {
+            "aws_credentials": aws, "workdir": Path(workdir), "concurrency": request.upload_concurrency,
+        }  # fmt: skip
+        images: list[PreparedImage] | None = None
+        pairs: list[PreparedPair] | None = None
+        items: list[Any]
+        if request.pairs is not None:
+            pairs = await prepare_pairs(request.pairs, **options)
+            items = [[_identity(p.before), _identity(p.after), p.instruction] for p in pairs]
+        else:
+            images = await prepare_images(request.images or [], **options)
+            items = sorted(_identity(i) for i in images)
+        request.durations["prepare"] = time.monotonic() - started
+        key = request.idempotency_key or derive_idempotency_key(
+            name=request.name, training_type=ttype.id, items=items, parameters=params
+        )
+        return await _steps(request, credentials, ttype, params, key, images, pairs)
+
+
+async def _steps(
+    request: TrainingRequest,
+    credentials: ScenarioCredentials,
+    ttype: TrainingType,
+    params: TrainingParameters,
+    key: str,
+    images: list[PreparedImage] | None,
+    pairs: list[PreparedPair] | None,
+) -> TrainingResult:
+    durations, clock = request.durations, time.monotonic
+    started = clock()
+    model = await create_scenario_model(credentials, request.name, ttype.id, key)
+    durations["create"] = clock() - started
+    result = TrainingResult(
+        model_id=model.id, name=model.name or request.name, training_type=ttype.id, family=ttype.family,
+        status=model.status, idempotency_key=key, reused=False, images=len(images or []), pairs=len(pairs or []),
+        job_id=model.job_id, durations=durations,
+    )  # fmt: skip
+    if model.status == "trained" and not request.force:
+        run_logger().info("model %s already trained on this dataset: returning it without training", model.id)
+        return _done(result.with_model(model).model_copy(update={"reused": True}), durations)
+    if model.status != "training":
+        started = clock()
+        if pairs is not None:
+            await set_scenario_training_pairs(credentials, model.id, pairs, request.upload_concurrency)
+        else:
+            await add_scenario_training_images(credentials, model.id, images or [], request.upload_concurrency)
+        durations["upload"] = clock() - started
+        started = clock()
+        score = await check_scenario_dataset_score(credentials, model.id, request.min_dataset_score)
+        durations["score"] = clock() - started
+        started = clock()
+        answer = await trigger_scenario_training(
+            credentials, model.id, params, request.timeout_seconds, request.poll_policy
+        )
+        durations["trigger"] = clock() - started
+        result = result.model_copy(
+            update={"job_id": answer.job_id or result.job_id, "creative_units_cost": answer.creative_units_cost,
+                    "dataset_score": score.score if score else None, "status": "training"}
+        )  # fmt: skip
+    if not request.wait:
+        return _done(result, durations)
+    started = clock()
+    try:
+        final = await wait_for_scenario_training(
+            credentials, model.id, request.timeout_seconds, True, request.poll_policy
+        )
+    finally:
+        durations["wait"] = clock() - started
+    await publish_summary(
+        final, key=artifact_key("scenario-model", request.name), parameters=params.to_wire(),
+        cost=result.creative_units_cost,
+    )  # fmt: skip
+    run_logger().info("model %s is %s", final.id, final.status)
+    return _done(result.with_model(final), durations)
+
+
+def _done(result: TrainingResult, durations: dict[str, float]) -> TrainingResult:
+    durations["total"] = sum(v for k, v in durations.items() if k != "total")
+    return result.model_copy(update={"durations": {k: round(v, 3) for k, v in durations.items()}})
