@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 import scenario_emulator as emulator_pkg
+from prefect_scenario.catalog import TRAINING_TYPES
 from scenario_emulator import (
     EmulatorApp,
     EmulatorConfig,
@@ -17,6 +18,7 @@ from scenario_emulator import (
     create_app,
 )
 from scenario_emulator import server as server_module
+from scenario_emulator.openapi import openapi_schema
 from tests.emulator.helpers import add_images, assert_json_error, new_model, status_of
 from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET
 
@@ -148,3 +150,12 @@ def test_public_names() -> None:
     assert sorted(emulator_pkg.__all__) == emulator_pkg.__all__
     for name in emulator_pkg.__all__:
         assert getattr(emulator_pkg, name) is not None
+
+
+def test_the_openapi_document_names_the_catalog_types() -> None:
+    spec = openapi_schema()
+    create = spec["paths"]["/models"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert create["properties"]["type"]["enum"] == sorted(TRAINING_TYPES)
+    assert "put" in spec["paths"]["/assets/{assetId}"]
+    error = spec["paths"]["/models/{modelId}/train"]["put"]["responses"]["429"]["content"]["application/json"]
+    assert error["schema"]["required"] == ["reason", "traceId"]

@@ -251,3 +251,57 @@ def test_wrong_secret_is_401(emulator_server: EmulatorServer) -> None:
             client.models.list()
     trace_id = caught.value.response.headers["x-request-id"]
     assert caught.value.body == {"reason": "missing or invalid credentials", "traceId": trace_id}
+
+
+def test_batch_limits_are_typed_400s(sdk: Scenario) -> None:
+    model = sdk.models.create(name="Batch", type="flux.2-dev-lora", project_id=PROJECT).model
+    raw = base64.b64encode(png_bytes(size=(8, 8))).decode()
+    assets = [sdk.assets.upload(name=f"{n}.png", image=raw, project_id=PROJECT).asset.id for n in range(11)]
+    with pytest.raises(scenario_sdk.BadRequestError) as too_many:
+        sdk.models.training_images.add(model.id, asset_ids=assets, project_id=PROJECT)
+    assert (too_many.value.status_code, too_many.value.body["reason"]) == (
+        400,
+        "Too many assetIds provided in a single request",
+    )
+    added = sdk.models.training_images.add(model.id, asset_ids=assets[:10], project_id=PROJECT)
+    assert added.training_image.id == assets[0]
+    with pytest.raises(scenario_sdk.BadRequestError) as again:
+        sdk.models.training_images.add(model.id, asset_id=assets[0], project_id=PROJECT)
+    assert again.value.body["reason"] == "The provided assetId is already a training image of this model"
+    assert again.value.body["traceId"] == again.value.response.headers["x-request-id"]
+
+
+def test_plan_limits_are_typed_429s(
+    sdk: Scenario, emulator_server: EmulatorServer, emulator_clock: ManualClock
+) -> None:
+    once = sdk.with_options(max_retries=0)  # "an immediate retry repeats the error" (Scenario's skills)
+    models = []
+    for name in ("first", "second"):
+        model = once.models.create(name=name, type="zimage-lora", project_id=PROJECT).model
+        once.models.training_images.add(model.id, name="a.png", data=data_url(png_bytes()), project_id=PROJECT)
+        models.append(model.id)
+    emulator_server.set_limits(parallel_trainings=1, team_image_cap=2, trigger_cooldown=30)
+    with pytest.raises(scenario_sdk.RateLimitError) as full:
+        once.models.training_images.add(models[0], name="b.png", data=data_url(png_bytes()), project_id=PROJECT)
+    assert full.value.status_code == 429 and full.value.body["name"] == "PlanLimitReachedError"
+    assert full.value.body["details"] == {"actionName": "add-training-image", "actionLimit": 2}
+
+    assert once.models.train.trigger(models[0], project_id=PROJECT).model.status == "training"
+    emulator_clock.advance(10)
+    with pytest.raises(scenario_sdk.RateLimitError) as cooling:
+        once.models.train.trigger(models[1], project_id=PROJECT)
+    assert cooling.value.body["remainingSeconds"] == 20 and cooling.value.body["reason"]
+    emulator_clock.advance(20)  # past the cooldown; a plan that allows no training at all
+    emulator_server.set_limits(parallel_trainings=0)
+    with pytest.raises(scenario_sdk.RateLimitError) as parallel:
+        once.models.train.trigger(models[1], project_id=PROJECT)
+    assert parallel.value.body["details"] == {"actionName": "parallel-training", "actionLimit": 0}
+
+
+def test_update_an_asset_description(sdk: Scenario) -> None:
+    model = sdk.models.create(name="Captions", type="flux.2-dev-lora", project_id=PROJECT).model
+    image = sdk.models.training_images.add(model.id, name="a.png", data=data_url(png_bytes()), project_id=PROJECT)
+    asset = sdk.assets.update(image.training_image.id, description="a red fox", project_id=PROJECT).asset
+    assert asset.description == "a red fox"
+    trained_images = sdk.models.retrieve(model.id, project_id=PROJECT).model.training_images
+    assert trained_images is not None and trained_images[0].description == "a red fox"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import zlib
 from dataclasses import replace
@@ -199,3 +200,41 @@ async def test_projects_own_their_models(emulator_client: httpx.AsyncClient) -> 
     assert_json_error(await emulator_client.get(f"/models/{in_p}", params={"projectId": "Q"}), 404)
     assert_json_error(await emulator_client.get(f"/models/{in_p}"), 404)  # the default project
     assert_json_error(await emulator_client.get("/jobs/job_nope"), 404)
+
+
+async def test_list_rows_carry_empty_progress_and_parameters(
+    emulator_client: httpx.AsyncClient, emulator_clock: ManualClock
+) -> None:
+    model_id = await new_model(emulator_client)
+    await add_images(emulator_client, model_id, 1)
+    await emulator_client.put(f"/models/{model_id}/train", json={"parameters": {"nbEpochs": 2}})
+    emulator_clock.advance(6)
+    for expected_status in ("training", "trained"):
+        [row] = (await emulator_client.get("/models")).json()["models"]
+        assert (row["status"], row["trainingProgress"], row["parameters"]) == (expected_status, {}, {})
+        full = (await emulator_client.get(f"/models/{model_id}")).json()["model"]
+        assert full["parameters"] == {"nbEpochs": 2}  # GET one keeps everything
+        if expected_status == "training":
+            assert full["trainingProgress"]["stage"] == "running-train"
+        emulator_clock.advance(100)
+
+
+async def test_cursors_are_base64_offset_and_limit(emulator_client: httpx.AsyncClient) -> None:
+    for n in range(5):
+        await new_model(emulator_client, name=f"m{n}")
+    body = (await emulator_client.get("/models", params={"pageSize": "2"})).json()
+    token = body["nextPaginationToken"]
+    assert json.loads(base64.b64decode(token)) == {"offset": 2, "limit": 2}
+    assert token == base64.b64encode(b'{"offset":2,"limit":2}').decode()
+    second = (await emulator_client.get("/models", params={"paginationToken": token})).json()
+    assert len(second["models"]) == 2
+    assert json.loads(base64.b64decode(second["nextPaginationToken"])) == {"offset": 4, "limit": 2}
+    for bad in ({"offset": -1, "limit": 2}, {"offset": 0, "limit": 0}, {"offset": "0", "limit": 2}, {"limit": 2}):
+        forged = base64.b64encode(json.dumps(bad).encode()).decode()
+        assert_json_error(await emulator_client.get("/models", params={"paginationToken": forged}), 400)
+    past_the_end = base64.b64encode(b'{"offset":50,"limit":2}').decode()
+    assert (await emulator_client.get("/models", params={"paginationToken": past_the_end})).json() == {"models": []}
+
+
+async def test_not_found_reason_names_the_model(emulator_client: httpx.AsyncClient) -> None:
+    assert_json_error(await emulator_client.get("/models/model_nope"), 404, "Model model_nope not found")

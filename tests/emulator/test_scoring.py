@@ -8,6 +8,7 @@ from scenario_emulator import (
     ScoredAsset,
     score_dataset,
 )
+from scenario_emulator.scoring import caption_similarity
 
 # -- the pure dataset score ----------------------------------------------------------------------
 
@@ -51,3 +52,44 @@ def test_dataset_score(
     wire = result.to_wire()
     assert wire["status"] == ("complete" if assets else "incomplete")
     assert len(wire["details"]["assetCouplesSimilarity"]) == len(assets) * (len(assets) - 1) // 2
+
+
+def _captioned(n: int, caption: str | None) -> ScoredAsset:
+    return ScoredAsset(f"asset_{n}", 2048, 2048, f"hash{n}", (0.5, 0.5, 0.5), caption)
+
+
+@pytest.mark.parametrize(
+    ("captions", "asset_warnings", "couple_warnings"),
+    [
+        pytest.param([None, None], {}, [], id="no-captions-no-warnings"),
+        pytest.param(["a fox", None], {"asset_1": ["Missing caption"]}, [], id="missing"),
+        pytest.param(["a fox", "  "], {"asset_1": ["Empty caption"]}, [], id="empty"),
+        pytest.param(["A fox ", "a fox"], {}, [["Captions are identical"]], id="identical"),
+        pytest.param(
+            ["one two three four five six seven eight nine ten", "ten nine eight seven six five four three two one"],
+            {},
+            [["Captions are too close"]],
+            id="same-words",
+        ),
+        pytest.param(["a red fox in the snow", "a cat on a sofa"], {}, [], id="different"),
+    ],
+)
+def test_caption_warnings(
+    captions: list[str | None], asset_warnings: dict[str, list[str]], couple_warnings: list[list[str]]
+) -> None:
+    result = score_dataset("model_x", [_captioned(n, c) for n, c in enumerate(captions)], complete=True)
+    assert {w["assetId"]: w["message"] for w in result.assets_warnings} == asset_warnings
+    assert [w["message"] for w in result.couples_warnings] == couple_warnings
+    assert result.score == 1.0  # caption warnings do not change the score
+
+
+def test_caption_similarity_and_distance() -> None:
+    assert caption_similarity("a red fox", "A RED FOX") == 1.0
+    assert caption_similarity("a b c d", "a b c e") == 0.6
+    close = [f"w{n}" for n in range(19)]
+    assert caption_similarity(" ".join(close), " ".join([*close, "extra"])) == 0.95
+    result = score_dataset(
+        "m", [_captioned(0, "a b c d"), _captioned(1, "a b c e"), _captioned(2, None)], complete=True
+    )
+    assert result.details["assetCouplesCaptionsDistance"] == [{"couple": ["asset_0", "asset_1"], "distance": 0.4}]
+    assert result.details["couplesCaptionsDistance"] == {"min": 0.4, "mean": 0.4, "median": 0.4}

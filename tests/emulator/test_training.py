@@ -100,3 +100,26 @@ async def test_wandb_key_is_never_echoed(emulator_client: httpx.AsyncClient) -> 
     response = await emulator_client.put(f"/models/{model_id}/train", json={"parameters": {"wandbKey": "wb-secret"}})
     assert response.status_code == 200 and "wb-secret" not in response.text
     assert "wb-secret" not in (await emulator_client.get(f"/models/{model_id}")).text
+
+
+async def test_the_cost_is_the_same_on_dry_run_trigger_and_job(emulator_client: httpx.AsyncClient) -> None:
+    model_id = await new_model(emulator_client)
+    await add_images(emulator_client, model_id, 3)
+    body = {"parameters": {"nbEpochs": 5}}
+    expected = training_cost(images=3, pairs=0, nb_epochs=5)
+    assert expected == 90  # 50 + 10 × 3 images + 2 × 5 epochs
+    dry = await emulator_client.put(f"/models/{model_id}/train", params={"dryRun": "true"}, json=body)
+    assert (dry.status_code, dry.json()["creativeUnitsCost"]) == (269, expected)
+    assert set(dry.json()) == {"creativeUnitsCost", "creativeUnitsDiscount", "costDetails"}
+    started = (await emulator_client.put(f"/models/{model_id}/train", json=body)).json()
+    assert started["creativeUnitsCost"] == expected and started["costDetails"] == {"train-model": expected}
+    job = (await emulator_client.get(f"/jobs/{started['job']['jobId']}")).json()["job"]
+    assert job["billing"] == {"cuCost": expected, "cuDiscount": 0}
+
+
+async def test_a_dry_run_of_a_training_model_is_also_refused(emulator_client: httpx.AsyncClient) -> None:
+    model_id = await new_model(emulator_client)
+    await add_images(emulator_client, model_id, 1)
+    await emulator_client.put(f"/models/{model_id}/train", json={})
+    dry = await emulator_client.put(f"/models/{model_id}/train", params={"dryRun": "true"}, json={})
+    assert_json_error(dry, 400, "Model is already training")
