@@ -55,9 +55,9 @@ def root_url(request: Request) -> str:
 def project_id(request: Request) -> str:
     """The ``projectId`` query param, or the emulator's default project when absent.
 
-    Whether the real API requires it with API-key auth is not stated; the emulator
-    treats "absent" as the key's own (default) project, so a model created in
-    project P is only found again with ``projectId=P``.
+    An API key works without ``projectId``, in the key's own scope (Scenario's blender
+    plugin, ``docs/SDK_ADOPTION.md``): the emulator reads "absent" as its default
+    project, so a model created in project P is only found again with ``projectId=P``.
     """
     value = request.query_params.get("projectId")
     if value is None:

@@ -4,7 +4,7 @@ Every image is decoded with Pillow: a body that is not an image is a 400, and th
 asset's size, format, dimensions, content hash and mean colour (for the dataset
 score) come from the decoded image.
 
-Choices where the reference is silent:
+Choices where Scenario (its SDK, docs and clients) is silent:
 
 - ``image`` (assets) and ``data`` (training images) take a data URL or raw base64.
 - A training image's id is its asset id, so a model holds an asset at most once.

@@ -1,6 +1,6 @@
 """Model routes: create, retrieve, update, list, delete, tags, get-bulk.
 
-Choices where the reference is silent (each safe rather than permissive):
+Choices where Scenario (its SDK, docs and clients) is silent (each safe rather than permissive):
 
 - ``POST /models`` without ``type`` is refused (400): ``type`` is required in every
   Model the API returns, so the emulator cannot represent a model without one.
