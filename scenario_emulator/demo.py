@@ -44,6 +44,53 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _upload_curated(s3: Any) -> list[str]:
+    """Put the generated images in a bucket; return their ``s3://`` URIs."""
+    s3.create_bucket(Bucket="studio-assets")
+    uris = []
+    for index, data in enumerate(generate_images(6)):
+        key = f"curated/hero-character/hero-{index:02d}.png"
+        s3.put_object(Bucket="studio-assets", Key=key, Body=data)
+        uris.append(f"s3://studio-assets/{key}")
+    print(f"Uploaded {len(uris)} curated images to s3://studio-assets/curated/hero-character/")
+    return uris
+
+
+def _run_flows(credentials: Any, aws: Any, uris: list[str]) -> None:
+    """Train a LoRA twice on the same images (the second run reuses the model), then an edit LoRA."""
+    from prefect_scenario.training.flows import train_edit_lora, train_lora
+    from prefect_scenario.training.polling import PollPolicy
+
+    fast = PollPolicy(queued=0.5, starting=0.25, unknown=0.5)
+    kwargs: dict[str, Any] = {"credentials": credentials, "aws_credentials": aws, "poll_policy": fast}
+    params = {"nbEpochs": 4, "samplePrompts": ["the hero character, full body"]}
+    lora: dict[str, Any] = {
+        "name": "hero-character",
+        "training_type": "flux.2-dev-lora",
+        "images": uris,
+        "parameters": params,
+    }
+    # Plain sync calls, as a user's script makes them: each flow returns its result.
+    first = train_lora(**lora, **kwargs)
+    print("\nFirst run:", json.dumps(first.model_dump(mode="json"), indent=2))
+    again = train_lora(**lora, **kwargs)
+    print(f"\nSame dataset again: model {again.model_id}, reused={again.reused} (no credits spent)")
+
+    before_after = generate_images(4, seed=7)
+    pairs: list[Any] = [
+        (before_after[0], before_after[1], "make the background a snowy forest"),
+        (before_after[2], before_after[3], "make the background a snowy forest"),
+    ]
+    edit = train_edit_lora(
+        name="snowy-backgrounds",
+        training_type="qwen-image-edit-2511-lora",
+        pairs=pairs,
+        credentials=credentials,
+        poll_policy=fast,
+    )
+    print(f"\nEdit LoRA: model {edit.model_id} is {edit.status} ({edit.pairs} pairs)")
+
+
 def main() -> int:
     """Run the demo; return the process exit code."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -51,9 +98,7 @@ def main() -> int:
     from prefect_aws import AwsClientParameters, AwsCredentials
 
     from prefect_scenario.credentials import ScenarioCredentials
-    from prefect_scenario.training.flows import train_edit_lora, train_lora
-    from prefect_scenario.training.polling import PollPolicy
-    from scenario_emulator import EmulatorConfig
+    from scenario_emulator.config import EmulatorConfig
     from scenario_emulator.server import EmulatorServer
 
     port = _free_port()
@@ -70,46 +115,12 @@ def main() -> int:
                 region_name="us-east-1",
                 aws_client_parameters=AwsClientParameters(endpoint_url=f"http://127.0.0.1:{port}"),
             )
-            s3 = aws.get_s3_client()
-            s3.create_bucket(Bucket="studio-assets")
-            uris = []
-            for index, data in enumerate(generate_images(6)):
-                key = f"curated/hero-character/hero-{index:02d}.png"
-                s3.put_object(Bucket="studio-assets", Key=key, Body=data)
-                uris.append(f"s3://studio-assets/{key}")
-            print(f"Uploaded {len(uris)} curated images to s3://studio-assets/curated/hero-character/")
+            uris = _upload_curated(aws.get_s3_client())
             credentials = ScenarioCredentials(
                 api_key=config.api_key, api_secret=config.api_secret, project_id="demo", base_url=emulator.base_url
             )
-            fast = PollPolicy(queued=0.5, starting=0.25, unknown=0.5)
-            kwargs: dict[str, Any] = {"credentials": credentials, "aws_credentials": aws, "poll_policy": fast}
-            params = {"nbEpochs": 4, "samplePrompts": ["the hero character, full body"]}
-
-            # Plain sync calls, as a user's script makes them: each flow returns its result.
-            first = train_lora(
-                name="hero-character", training_type="flux.2-dev-lora", images=uris, parameters=params, **kwargs
-            )
-            print("\nFirst run:", json.dumps(first.model_dump(mode="json"), indent=2))
-            again = train_lora(
-                name="hero-character", training_type="flux.2-dev-lora", images=uris, parameters=params, **kwargs
-            )
-            print(f"\nSame dataset again: model {again.model_id}, reused={again.reused} (no credits spent)")
-
-            before_after = generate_images(4, seed=7)
-            pairs: list[Any] = [
-                (before_after[0], before_after[1], "make the background a snowy forest"),
-                (before_after[2], before_after[3], "make the background a snowy forest"),
-            ]
-            edit = train_edit_lora(
-                name="snowy-backgrounds",
-                training_type="qwen-image-edit-2511-lora",
-                pairs=pairs,
-                credentials=credentials,
-                poll_policy=fast,
-            )
-            print(f"\nEdit LoRA: model {edit.model_id} is {edit.status} ({edit.pairs} pairs)")
-            requests = emulator.requests()
-            print(f"\nThe emulator served {len(requests)} API requests for three flow runs.")
+            _run_flows(credentials, aws, uris)
+            print(f"\nThe emulator served {len(emulator.requests())} API requests for three flow runs.")
     finally:
         moto.stop()
     return 0

@@ -20,8 +20,21 @@ Score::
 
 and 0 for an empty dataset. Similarities in ``details`` are ``1 − distance``
 (1 for identical colours). ``status`` is ``complete`` when the dataset is trainable
-(the catalog's size check passes), else ``incomplete``. No captions exist in the
-emulator, so caption distances are empty lists and zero statistics.
+(the catalog's size check passes), else ``incomplete``.
+
+Captions (an asset's ``description``, which training reads as the caption, per
+Scenario's ``skills``, ``references/dataset-curation.md``) are judged once at least
+one asset has one; a dataset without any caption gets no caption warning:
+
+- an asset without a description → asset warning ``"Missing caption"``; one whose
+  description is blank → ``"Empty caption"``;
+- two captions equal (ignoring case and surrounding space) → couple warning
+  ``"Captions are identical"``;
+- two captions whose word sets overlap by a Jaccard index of at least
+  :data:`CLOSE_CAPTIONS` (0.9) → couple warning ``"Captions are too close"``.
+
+Caption distances in ``details`` are ``1 − Jaccard`` of the couple's word sets. Caption
+warnings do not change the score.
 
 Example:
     >>> a = ScoredAsset("asset_a", 2048, 2048, "h1", (0.5, 0.5, 0.5))
@@ -40,7 +53,16 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-__all__ = ["MIN_SIDE", "OUTLIER_DISTANCE", "DatasetScore", "ScoredAsset", "colour_distance", "score_dataset"]
+__all__ = [
+    "CLOSE_CAPTIONS",
+    "MIN_SIDE",
+    "OUTLIER_DISTANCE",
+    "DatasetScore",
+    "ScoredAsset",
+    "caption_similarity",
+    "colour_distance",
+    "score_dataset",
+]
 
 MIN_SIDE = 1024
 OUTLIER_DISTANCE = 0.4
@@ -49,17 +71,23 @@ SMALL_WEIGHT, SAME_WEIGHT, OUTLIER_WEIGHT = 0.5, 0.3, 0.2
 SMALL = "Width and height must be larger than 1024"
 OUTLIER = "Similarity with other assets is too low"
 SAME = "Same asset"
+MISSING_CAPTION = "Missing caption"
+EMPTY_CAPTION = "Empty caption"
+IDENTICAL_CAPTIONS = "Captions are identical"
+CLOSE = "Captions are too close"
+CLOSE_CAPTIONS = 0.9
 
 
 @dataclass(frozen=True)
 class ScoredAsset:
-    """What the score needs to know of one asset. ``mean_color`` is RGB in [0, 1]."""
+    """What the score needs to know of one asset. ``mean_color`` is RGB in [0, 1]; ``caption`` its description."""
 
     asset_id: str
     width: int
     height: int
     sha256: str
     mean_color: tuple[float, float, float]
+    caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,65 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
     return {"min": min(values), "mean": statistics.fmean(values), "median": statistics.median(values)}
 
 
+def caption_similarity(a: str, b: str) -> float:
+    """The Jaccard index of two captions' word sets (case-insensitive): 1 for the same words."""
+    words_a, words_b = set(a.casefold().split()), set(b.casefold().split())
+    if not words_a and not words_b:
+        return 1.0
+    return len(words_a & words_b) / len(words_a | words_b)
+
+
+def _caption_warnings(assets: Sequence[ScoredAsset], warnings: dict[str, list[str]]) -> None:
+    """Add the per-asset caption warnings, when any asset has a caption."""
+    if all(a.caption is None for a in assets):
+        return
+    for a in assets:
+        if a.caption is None:
+            warnings[a.asset_id].append(MISSING_CAPTION)
+        elif not a.caption.strip():
+            warnings[a.asset_id].append(EMPTY_CAPTION)
+
+
+def _couple_messages(a: ScoredAsset, b: ScoredAsset) -> list[str]:
+    messages = [SAME] if a.sha256 == b.sha256 else []
+    if a.caption and b.caption and a.caption.strip() and b.caption.strip():
+        if a.caption.strip().casefold() == b.caption.strip().casefold():
+            messages.append(IDENTICAL_CAPTIONS)
+        elif caption_similarity(a.caption, b.caption) >= CLOSE_CAPTIONS:
+            messages.append(CLOSE)
+    return messages
+
+
+def _couples(assets: Sequence[ScoredAsset]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every couple's colour similarity, caption distance (when both have one) and warnings."""
+    similarity: list[dict[str, Any]] = []
+    distance: list[dict[str, Any]] = []
+    warnings: list[dict[str, Any]] = []
+    for a, b in combinations(assets, 2):
+        couple = [a.asset_id, b.asset_id]
+        similarity.append({"couple": couple, "similarity": round(1 - colour_distance(a.mean_color, b.mean_color), 6)})
+        if a.caption is not None and b.caption is not None:
+            distance.append({"couple": couple, "distance": round(1 - caption_similarity(a.caption, b.caption), 6)})
+        messages = _couple_messages(a, b)
+        if messages:
+            warnings.append({"couple": couple, "message": messages})
+    return similarity, distance, warnings
+
+
+def _outliers(assets: Sequence[ScoredAsset], warnings: dict[str, list[str]]) -> tuple[list[dict[str, Any]], int]:
+    """Each asset's similarity to the others' mean colour, and how many are outliers (warned)."""
+    own_similarity: list[dict[str, Any]] = []
+    outliers = 0
+    for i, a in enumerate(assets):
+        others = [b.mean_color for j, b in enumerate(assets) if j != i]
+        distance = colour_distance(a.mean_color, _mean_colour(others)) if others else 0.0
+        own_similarity.append({"assetId": a.asset_id, "similarity": round(1 - distance, 6)})
+        if len(assets) >= 3 and distance > OUTLIER_DISTANCE:
+            warnings[a.asset_id].append(OUTLIER)
+            outliers += 1
+    return own_similarity, outliers
+
+
 def score_dataset(model_id: str, assets: Sequence[ScoredAsset], *, complete: bool) -> DatasetScore:
     """Score a training dataset (see the module docstring for the formula). Pure.
 
@@ -122,42 +209,21 @@ def score_dataset(model_id: str, assets: Sequence[ScoredAsset], *, complete: boo
         if a.width < MIN_SIDE or a.height < MIN_SIDE:
             warnings[a.asset_id].append(SMALL)
             small += 1
-
-    own_similarity: list[dict[str, Any]] = []
-    outliers = 0
-    for i, a in enumerate(assets):
-        others = [b.mean_color for j, b in enumerate(assets) if j != i]
-        distance = colour_distance(a.mean_color, _mean_colour(others)) if others else 0.0
-        own_similarity.append({"assetId": a.asset_id, "similarity": round(1 - distance, 6)})
-        if n >= 3 and distance > OUTLIER_DISTANCE:
-            warnings[a.asset_id].append(OUTLIER)
-            outliers += 1
-
-    couples: list[dict[str, Any]] = []
-    couples_warnings: list[dict[str, Any]] = []
-    for a, b in combinations(assets, 2):
-        couples.append(
-            {
-                "couple": [a.asset_id, b.asset_id],
-                "similarity": round(1 - colour_distance(a.mean_color, b.mean_color), 6),
-            }
-        )
-        if a.sha256 == b.sha256:
-            couples_warnings.append({"couple": [a.asset_id, b.asset_id], "message": [SAME]})
-
-    if n == 0:
-        score = 0.0
-    else:
-        penalty = SMALL_WEIGHT * small / n + SAME_WEIGHT * min(1.0, len(couples_warnings) / n)
-        penalty += OUTLIER_WEIGHT * outliers / n
+    own_similarity, outliers = _outliers(assets, warnings)
+    _caption_warnings(assets, warnings)
+    couples, caption_distances, couples_warnings = _couples(assets)
+    same = sum(1 for w in couples_warnings if SAME in w["message"])
+    score = 0.0
+    if n:
+        penalty = SMALL_WEIGHT * small / n + SAME_WEIGHT * min(1.0, same / n) + OUTLIER_WEIGHT * outliers / n
         score = round(max(0.0, 1.0 - penalty), 6)
     details = {
         "assetsEmbeddingSimilarity": own_similarity,
         "assetsSimilarity": _stats([s["similarity"] for s in own_similarity]),
         "assetCouplesSimilarity": couples,
         "couplesSimilarity": _stats([c["similarity"] for c in couples]),
-        "assetCouplesCaptionsDistance": [],
-        "couplesCaptionsDistance": _stats([]),
+        "assetCouplesCaptionsDistance": caption_distances,
+        "couplesCaptionsDistance": _stats([c["distance"] for c in caption_distances]),
         "metadataScore": score,
     }
     return DatasetScore(

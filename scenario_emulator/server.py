@@ -3,7 +3,10 @@
 ``prefect-scenario emulator`` serves the API on ``http://HOST:PORT/v1``::
 
     prefect-scenario emulator --port 8787 --api-key KEY --api-secret SECRET \\
-        --queue-seconds 2 --train-seconds 20 --db /tmp/emulator.db
+        --queue-seconds 2 --train-seconds 20 --db /tmp/emulator.db \\
+        --parallel-trainings 1 --team-image-cap 100 --trigger-cooldown 30
+
+The three plan limits (:mod:`.limits`) are off unless given.
 
 Without ``--api-key``/``--api-secret`` (or ``SCENARIO_EMULATOR_API_KEY`` /
 ``SCENARIO_EMULATOR_API_SECRET``) it accepts the documented default pair
@@ -29,15 +32,10 @@ from typing import Any, Self
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from scenario_emulator.app import (
-    DEFAULT_API_KEY,
-    DEFAULT_API_SECRET,
-    TRANSPORT_STATE_KEY,
-    EmulatorApp,
-    EmulatorConfig,
-    create_app,
-)
+from scenario_emulator.app import EmulatorApp, create_app
+from scenario_emulator.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, TRANSPORT_STATE_KEY, EmulatorConfig
 from scenario_emulator.faults import FaultConfig
+from scenario_emulator.limits import PlanLimits
 
 __all__ = ["DroppableH11Protocol", "EmulatorServer", "build_parser", "config_from_args", "main"]
 
@@ -173,6 +171,10 @@ class EmulatorServer:
         """Forget all state and logged requests."""
         self.app.reset()
 
+    def set_limits(self, limits: PlanLimits | None = None, **changes: Any) -> PlanLimits:
+        """Replace the plan limits (see :meth:`EmulatorApp.set_limits`)."""
+        return self.app.set_limits(limits, **changes)
+
     def advance_clock(self, seconds: float) -> float:
         """Move the emulator's clock forward."""
         return self.app.advance_clock(seconds)
@@ -220,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--slow-rate", type=float, default=0.0, help="probability of a latency spike")
     add("--slow-seconds", type=float, default=0.0, help="length of a latency spike")
     add("--seed", type=int, default=None, help="seed for the fault injector")
+    add("--parallel-trainings", type=int, default=None, help="plan limit: models training at once (default: no limit)")
+    add("--team-image-cap", type=int, default=None, help="plan limit: training images in the team (default: no limit)")
+    add("--trigger-cooldown", type=float, default=0.0, help="plan limit: seconds between launches (default: 0)")
     add("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
     return parser
 
@@ -228,7 +233,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     """The emulator settings a parsed command line asks for.
 
     Raises:
-        ValueError: an invalid fault setting.
+        ValueError: an invalid fault setting or plan limit.
     """
     faults = FaultConfig(
         latency_seconds=args.latency,
@@ -240,7 +245,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         slow_seconds=args.slow_seconds,
         seed=args.seed,
     )
-    return EmulatorConfig(
+    config = EmulatorConfig(
         api_key=args.api_key,
         api_secret=args.api_secret,
         default_project_id=args.project_id,
@@ -250,7 +255,12 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         faults=faults,
         fail_names=tuple(args.fail_name),
         db_path=args.db,
+        parallel_trainings=args.parallel_trainings,
+        team_image_cap=args.team_image_cap,
+        trigger_cooldown=args.trigger_cooldown,
     )
+    config.plan_limits()  # validated here, so a bad flag is a usage error
+    return config
 
 
 def _banner(base_url: str, config: EmulatorConfig, default_secret: bool) -> str:
@@ -262,7 +272,8 @@ def _banner(base_url: str, config: EmulatorConfig, default_secret: bool) -> str:
             f"  export SCENARIO_BASE_URL={base_url}",
             f"  export SCENARIO_SDK_API_KEY={config.api_key}",
             f"  export SCENARIO_SDK_API_SECRET=...  # {secret_hint}",
-            f"Admin: {base_url.removesuffix('/v1')}/_emulator/health, /_emulator/requests, /_emulator/faults",
+            f"Admin: {base_url.removesuffix('/v1')}/_emulator/health, /_emulator/requests, /_emulator/faults,"
+            " /_emulator/limits",
         ]
     )
 

@@ -1,28 +1,28 @@
 """Records rendered as the API's JSON objects, with every field the SDK marks required.
 
-Values the reference does not state are chosen to be valid and unsurprising:
-``capabilities`` (``txt2img``/``img2img`` for standard LoRAs, ``img2img`` for edit
-LoRAs), ``source: "scenario"``, ``privacy: "private"``, empty ``editCapabilities``,
-empty ``description``/``automaticCaptioning`` on training images. A ``wandbKey`` is
-never echoed back. URLs point at the emulator's plain file route
-``/_emulator/files/{assetId}`` (a stand-in for the API's signed URLs).
+Field names and required fields are the SDK's (``scenario_sdk.types``). Values
+Scenario does not state are chosen to be valid and unsurprising: ``capabilities``
+(``txt2img``/``img2img`` for standard LoRAs, ``img2img`` for edit LoRAs),
+``source: "scenario"``, ``privacy: "private"``, empty ``editCapabilities``, an empty
+``automaticCaptioning`` (the emulator does not caption). A training image's
+``description`` is its asset's description (Scenario's ``skills``,
+``references/dataset-curation.md``: training reads it as the caption), ``""`` when
+unset. A ``wandbKey`` is never echoed back. URLs point at the emulator's plain file
+route ``/_emulator/files/{assetId}`` (a stand-in for the API's signed URLs).
+
+Model list rows carry ``"trainingProgress": {}`` and ``"parameters": {}``, even on
+trained models, as Scenario's blender plugin captured from ``GET /models``
+(``tests/fixtures/models_list_page1.json``); ``GET /models/{id}`` keeps the full ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from prefect_scenario.catalog import get_training_type
-from scenario_emulator.state import (
-    AssetRecord,
-    ModelRecord,
-    TrainingImageRecord,
-    TrainingRecord,
-    epochs_of,
-    iso,
-    job_type_for,
-    training_view,
-)
+from scenario_emulator.records import AssetRecord, ModelRecord, TrainingImageRecord, iso
+from scenario_emulator.state_machine import TrainingRecord, epochs_of, job_type_for, training_view
 
 __all__ = [
     "AUTHOR_ID",
@@ -45,27 +45,27 @@ def files_url(root: str, asset_id: str) -> str:
     return f"{root}/_emulator/files/{asset_id}"
 
 
-def training_image_json(image: TrainingImageRecord, root: str) -> dict[str, Any]:
-    """A ``TrainingImage``."""
+def training_image_json(image: TrainingImageRecord, root: str, caption: str | None = None) -> dict[str, Any]:
+    """A ``TrainingImage``; ``caption`` is its asset's description."""
     return {
         "id": image.asset_id,
         "name": image.name,
         "createdAt": iso(image.created_at),
         "downloadUrl": files_url(root, image.asset_id),
-        "description": "",
+        "description": caption or "",
         "automaticCaptioning": "",
     }
 
 
 def asset_json(asset: AssetRecord, root: str) -> dict[str, Any]:
-    """An ``Asset``."""
-    return {
+    """An ``Asset``; ``description`` only once a client has set one."""
+    out: dict[str, Any] = {
         "id": asset.id,
         "authorId": AUTHOR_ID,
         "ownerId": asset.project_id,
         "collectionIds": [],
         "createdAt": iso(asset.created_at),
-        "updatedAt": iso(asset.created_at),
+        "updatedAt": iso(asset.updated_at or asset.created_at),
         "editCapabilities": [],
         "kind": "image",
         "metadata": {"kind": "image", "type": "uploaded"},
@@ -77,6 +77,9 @@ def asset_json(asset: AssetRecord, root: str) -> dict[str, Any]:
         "tags": [],
         "url": files_url(root, asset.id),
     }
+    if asset.description is not None:
+        out["description"] = asset.description
+    return out
 
 
 def model_status(training: TrainingRecord | None, now: float) -> str:
@@ -162,7 +165,14 @@ def _training_fields(model: ModelRecord, training: TrainingRecord, now: float, r
 
 
 def model_json(
-    model: ModelRecord, training: TrainingRecord | None, now: float, root: str, *, all_images: bool = True
+    model: ModelRecord,
+    training: TrainingRecord | None,
+    now: float,
+    root: str,
+    *,
+    all_images: bool = True,
+    captions: Mapping[str, str] | None = None,
+    list_row: bool = False,
 ) -> dict[str, Any]:
     """A ``Model`` at time ``now``.
 
@@ -172,7 +182,10 @@ def model_json(
         now: The current time, epoch seconds.
         root: The emulator's root URL, for file URLs.
         all_images: All training images (``GET /models/{id}``), or only the first 3.
+        captions: The description of each training image's asset that has one.
+        list_row: A ``GET /models`` row: empty ``trainingProgress`` and ``parameters``.
     """
+    captions = captions or {}
     edit = get_training_type(model.type).edit
     images = model.training_images if all_images else model.training_images[:PREVIEW_IMAGES]
     out: dict[str, Any] = {
@@ -191,7 +204,7 @@ def model_json(
         "updatedAt": iso(effective_updated_at(model, training, now)),
         "ownerId": model.project_id,
         "authorId": AUTHOR_ID,
-        "trainingImages": [training_image_json(i, root) for i in images],
+        "trainingImages": [training_image_json(i, root, captions.get(i.asset_id)) for i in images],
         "trainingImagePairs": [
             {"sourceId": p.source_id, "targetId": p.target_id, "instruction": p.instruction} for p in model.pairs
         ],
@@ -208,4 +221,6 @@ def model_json(
         out["deletedAt"] = iso(model.deleted_at)
     if training is not None:
         out.update(_training_fields(model, training, now, root))
+    if list_row:
+        out.update(trainingProgress={}, parameters={})
     return out

@@ -1,31 +1,23 @@
-"""Reading requests and shaping error answers: the emulator's side of the wire format.
+"""Reading requests: bodies, fields and query params, on the emulator's side of the wire.
 
-Error body (the API's real error shape is not stated; this is the emulator's)::
-
-    {"error": "<what was wrong>", "status": <HTTP status>}
-
-Every answer also carries an ``x-request-id`` header (added by the gateway in
-``app.py``). A 409 always carries ``x-should-retry: false``: the SDK would otherwise
-retry it twice as a "lock timeout".
+Every answer carries an ``x-request-id`` header (added by the gateway); error
+bodies are shaped in :mod:`.errors`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import Any, NoReturn, cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-if TYPE_CHECKING:
-    from scenario_emulator.app import EmulatorApp
+from scenario_emulator.config import Emulator
+from scenario_emulator.errors import REQUEST_ID_KEY, ApiError
 
 __all__ = [
-    "ApiError",
-    "conflict",
     "emulator_of",
-    "error_response",
     "get_bool",
     "get_str",
     "get_str_list",
@@ -36,27 +28,8 @@ __all__ = [
     "read_json",
     "read_object",
     "root_url",
+    "trace_id",
 ]
-
-
-class ApiError(Exception):
-    """An error answer, raised by a route and rendered by the app's handler."""
-
-    def __init__(self, status: int, message: str, *, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-
-
-def conflict(message: str) -> ApiError:
-    """A 409 the SDK will not retry."""
-    return ApiError(409, message, headers={"x-should-retry": "false"})
-
-
-def error_response(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    """The emulator's JSON error answer."""
-    return JSONResponse({"error": message, "status": status}, status_code=status, headers=dict(headers or {}))
 
 
 def ok(body: Any, status: int = 200) -> JSONResponse:
@@ -64,9 +37,14 @@ def ok(body: Any, status: int = 200) -> JSONResponse:
     return JSONResponse(body, status_code=status)
 
 
-def emulator_of(request: Request) -> EmulatorApp:
-    """The emulator app serving ``request``."""
-    return cast("EmulatorApp", request.app)
+def emulator_of(request: Request) -> Emulator:
+    """The emulator serving ``request``."""
+    return cast("Emulator", request.app)
+
+
+def trace_id(request: Request) -> str:
+    """The request's id, as the gateway gave it (its ``x-request-id``, an error's ``traceId``)."""
+    return str(request.scope.get("state", {}).get(REQUEST_ID_KEY, ""))
 
 
 def root_url(request: Request) -> str:
@@ -77,9 +55,9 @@ def root_url(request: Request) -> str:
 def project_id(request: Request) -> str:
     """The ``projectId`` query param, or the emulator's default project when absent.
 
-    Whether the real API requires it with API-key auth is not stated; the emulator
-    treats "absent" as the key's own (default) project, so a model created in
-    project P is only found again with ``projectId=P``.
+    An API key works without ``projectId``, in the key's own scope (Scenario's blender
+    plugin, ``docs/SDK_ADOPTION.md``): the emulator reads "absent" as its default
+    project, so a model created in project P is only found again with ``projectId=P``.
     """
     value = request.query_params.get("projectId")
     if value is None:

@@ -98,15 +98,17 @@ async def test_wrong_credentials_fail_at_once_without_retry(emulator_app: Emulat
     assert pickle.loads(pickle.dumps(raised.value)).status_code == 401
 
 
-async def test_conflict_with_should_retry_false_is_not_retried(emulator_app: EmulatorApp) -> None:
+async def test_a_second_trigger_is_already_training_and_not_retried(emulator_app: EmulatorApp) -> None:
+    # The real API answers 400 "Model is already training" (Scenario's scenario-model-training skill).
     async with make_client(emulator_app) as client:
         model = await client.create_model(name="hero", training_type="flux.2-dev-lora")
         await client.add_training_image(model.id, name="a.png", data=png_bytes(), mime_type="image/png")
         await client.train(model.id)
         before = client.request_count
-        with pytest.raises(exc.ConflictError) as raised:
+        with pytest.raises(exc.AlreadyTrainingError) as raised:
             await client.train(model.id)
-        assert raised.value.should_retry is False
+        assert raised.value.status_code == 400 and "already training" in str(raised.value)
+        assert raised.value.trace_id
         assert client.request_count == before + 1
 
 

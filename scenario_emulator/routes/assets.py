@@ -1,18 +1,23 @@
-"""Asset and training-image routes: upload, training images (three modes), pairs.
+"""Asset and training-image routes: upload, update (captions), training images (three modes), pairs.
 
 Every image is decoded with Pillow: a body that is not an image is a 400, and the
 asset's size, format, dimensions, content hash and mean colour (for the dataset
 score) come from the decoded image.
 
-Choices where the reference is silent:
+Choices where Scenario (its SDK, docs and clients) is silent:
 
 - ``image`` (assets) and ``data`` (training images) take a data URL or raw base64.
-- A training image's id is its asset id, so a model holds an asset at most once:
-  adding an asset that is already a training image returns the existing one
-  (an inline ``data`` upload always makes a new asset, so a retried inline add
-  duplicates, as it may on the real API).
-- The 50-image cap is checked before anything is added: a batch that would
-  cross it adds nothing (400).
+- A training image's id is its asset id, so a model holds an asset at most once.
+  Re-adding one answers 400 ``The provided assetId is already a training image of
+  this model``, and more than 10 ``assetIds`` answer 400 ``Too many assetIds provided
+  in a single request``: the texts Scenario's ``skills`` quote from the REST server
+  (``skills/scenario-model-training/SKILL.md``). An inline ``data`` upload always makes
+  a new asset, so a retried inline add duplicates, as it may on the real API.
+- The 50-image cap (product doc) is checked before anything is added: a batch that
+  would cross it adds nothing (400). So is the team's plan cap, when set (429
+  ``PlanLimitReachedError`` naming ``add-training-image``, see :mod:`..limits`).
+- ``PUT /assets/{id}`` takes ``description`` (the caption training reads) and ``name``
+  (SDK ``assets.update``); other fields of that call (canvas, locks) are ignored.
 - Training images and pairs cannot change while the model is training (409).
 - Pair ids must be assets of the project: uploaded with ``POST /assets`` or added
   as training images. ``instruction`` defaults to ``""``.
@@ -32,12 +37,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from prefect_scenario.catalog import MAX_IMAGES
-from scenario_emulator.routes_models import require_model
-from scenario_emulator.state import AssetRecord, ModelRecord, PairRecord, TrainingImageRecord, new_id
+from scenario_emulator.errors import ApiError, conflict
+from scenario_emulator.limits import team_image_error
+from scenario_emulator.records import AssetRecord, ModelRecord, PairRecord, TrainingImageRecord, new_id
+from scenario_emulator.routes.models import require_model
 from scenario_emulator.views import asset_json, model_status, training_image_json
 from scenario_emulator.wire import (
-    ApiError,
-    conflict,
     emulator_of,
     get_str,
     get_str_list,
@@ -48,9 +53,11 @@ from scenario_emulator.wire import (
     root_url,
 )
 
-__all__ = ["decode_image", "routes"]
+__all__ = ["ALREADY_A_TRAINING_IMAGE", "TOO_MANY_ASSET_IDS", "decode_image", "routes"]
 
-MAX_BATCH = 10  # SDK and seed: "up to 10 asset IDs"
+MAX_BATCH = 10  # SDK and the product doc: "up to 10 asset IDs"
+TOO_MANY_ASSET_IDS = "Too many assetIds provided in a single request"
+ALREADY_A_TRAINING_IMAGE = "The provided assetId is already a training image of this model"
 # Image limits are not stated. A few compressed bytes can declare a gigapixel image;
 # refusing past 50 MP (e.g. 8000×6000 fits) keeps one upload from eating the host's memory.
 MAX_PIXELS = 50_000_000
@@ -108,12 +115,31 @@ async def upload_asset(request: Request) -> Response:
     return ok({"asset": asset_json(asset, root_url(request))})
 
 
+def _require_asset(request: Request) -> AssetRecord:
+    asset = emulator_of(request).store.asset(project_id(request), request.path_params["asset_id"])
+    if asset is None:
+        raise ApiError(404, f"Asset {request.path_params['asset_id']} not found")
+    return asset
+
+
 async def retrieve_asset(request: Request) -> Response:
     """``GET /assets/{id}`` → ``{asset}``."""
+    return ok({"asset": asset_json(_require_asset(request), root_url(request))})
+
+
+async def update_asset(request: Request) -> Response:
+    """``PUT /assets/{id}`` with ``description`` and/or ``name`` → ``{asset}``."""
     emulator = emulator_of(request)
-    asset = emulator.store.asset(project_id(request), request.path_params["asset_id"])
-    if asset is None:
-        raise ApiError(404, f"asset {request.path_params['asset_id']!r} not found")
+    body = await read_object(request, emulator.config.max_body_bytes)
+    description, name = get_str(body, "description"), get_str(body, "name")
+    with emulator.store.transaction() as store:
+        asset = _require_asset(request)
+        if description is not None:
+            asset.description = description
+        if name is not None:
+            asset.name = name
+        asset.updated_at = emulator.now()
+        store.put_asset(asset)
     return ok({"asset": asset_json(asset, root_url(request))})
 
 
@@ -142,8 +168,10 @@ def _resolve(
             raise ApiError(400, "assetIds is for adding training images in batch")
         if any(k in body for k in ("assetId", "data", "name")):
             raise ApiError(400, "assetIds cannot be used with assetId, data or name")
-        if not ids or len(ids) > MAX_BATCH:
-            raise ApiError(400, f"assetIds takes 1 to {MAX_BATCH} asset ids, got {len(ids)}")
+        if len(ids) > MAX_BATCH:
+            raise ApiError(400, TOO_MANY_ASSET_IDS)
+        if not ids:
+            raise ApiError(400, f"assetIds takes 1 to {MAX_BATCH} asset ids, got none")
         unique = list(dict.fromkeys(ids))
     elif (asset_id := get_str(body, "assetId")) is not None:
         unique = [asset_id]  # "If provided, data and name will be ignored."
@@ -171,11 +199,16 @@ async def add_training_images(request: Request) -> Response:
         _editable(request, model)
         named, uploads = _resolve(request, body, batch_allowed=True)
         existing = {i.asset_id: i for i in model.training_images}
-        fresh = [(a, n) for a, n in named if a not in existing]
+        if any(a in existing for a, _ in named):
+            raise ApiError(400, ALREADY_A_TRAINING_IMAGE)
+        fresh = named
         if len(model.training_images) + len(fresh) > MAX_IMAGES:
             raise ApiError(
                 400, f"a model takes at most {MAX_IMAGES} training images; it has {len(model.training_images)}"
             )
+        refused = team_image_error(emulator.limits, current=store.team_training_images(), adding=len(fresh))
+        if refused is not None:
+            raise refused
         now = emulator.now()
         for asset, raw in uploads:
             store.put_asset(asset, raw)
@@ -184,7 +217,8 @@ async def add_training_images(request: Request) -> Response:
             model.training_images.append(existing[asset_id])
         model.updated_at = now
         store.put_model(model)
-    images = [training_image_json(existing[a], root_url(request)) for a, _ in named]
+    captions = emulator.store.captions([a for a, _ in named])
+    images = [training_image_json(existing[a], root_url(request), captions.get(a)) for a, _ in named]
     answer: dict[str, Any] = {"trainingImage": images[0]}
     if "assetIds" in body:
         # The SDK types a batch answer as one trainingImage; the whole batch rides along.
@@ -205,14 +239,16 @@ async def replace_training_image(request: Request) -> Response:
             raise ApiError(404, f"training image {old_id!r} not found")
         [(asset_id, name)], uploads = _resolve(request, body, batch_allowed=False)
         if asset_id != old_id and any(i.asset_id == asset_id for i in model.training_images):
-            raise ApiError(400, f"{asset_id!r} is already a training image of this model")
+            raise ApiError(400, ALREADY_A_TRAINING_IMAGE)
         now = emulator.now()
         for asset, raw in uploads:
             store.put_asset(asset, raw)
         model.training_images[index] = TrainingImageRecord(asset_id, name or asset_id, now)
         model.updated_at = now
         store.put_model(model)
-    return ok({"trainingImage": training_image_json(model.training_images[index], root_url(request))})
+    image = model.training_images[index]
+    caption = emulator.store.captions([image.asset_id]).get(image.asset_id)
+    return ok({"trainingImage": training_image_json(image, root_url(request), caption)})
 
 
 async def delete_training_image(request: Request) -> Response:
@@ -263,6 +299,7 @@ def routes() -> list[Route]:
     return [
         Route("/assets", upload_asset, methods=["POST"]),
         Route("/assets/{asset_id}", retrieve_asset, methods=["GET"]),
+        Route("/assets/{asset_id}", update_asset, methods=["PUT"]),
         Route("/models/{model_id}/training-images", add_training_images, methods=["POST"]),
         Route("/models/{model_id}/training-images/pairs", replace_pairs, methods=["PUT"]),
         Route("/models/{model_id}/training-images/{image_id}", replace_training_image, methods=["PUT"]),

@@ -1,22 +1,30 @@
 """Training routes: trigger (and dry run), cancel, jobs, dataset score.
 
-Validation at trigger, in this order, all with the catalog's own checks: a model
-already ``training`` → 409 (``x-should-retry: false``); parameters out of range,
-unknown, or ``sampleSourceImages`` on a standard type → 400; sample source images
-that are not assets of the project → 400; the dataset size for the type (no
-images, too many, an edit type with fewer than 2 pairs, a standard type with
-pairs) → 400.
+Validation at trigger, in this order, all with the catalog's own checks:
 
-Choices where the reference is silent:
+1. a model already ``training`` → 400 ``Model is already training`` (Scenario's
+   ``skills``, ``skills/scenario-model-training/SKILL.md``: "one launch at a time");
+2. parameters out of range, unknown, or ``sampleSourceImages`` on a standard type
+   → 400; sample source images that are not assets of the project → 400;
+3. the dataset size for the type (no images, too many, an edit type with fewer
+   than 2 pairs, a standard type with pairs) → 400;
+4. a real trigger only, the plan limits of :mod:`..limits`: within the cooldown of
+   the team's previous launch → 429 ``{"reason", "traceId", "remainingSeconds"}``;
+   as many models training as ``parallel_trainings`` → 429 ``PlanLimitReachedError``
+   naming ``parallel-training``.
+
+Choices where Scenario is silent:
 
 - Retraining a ``trained``, ``failed`` or ``training-canceled`` model is allowed
   and starts a new job; the model shows its latest training.
 - The body's ``parameters`` replace the model's stored ones (``PUT /models``); no
   ``parameters`` in the body trains with the stored ones.
-- A dry run (``dryRun=true|api``) validates like a real trigger (including the
-  409), answers **269** with the same body shape, changes nothing, and returns a
-  job in status ``pending`` that cannot be retrieved. With no training images,
-  ``trainingImagesCount`` stands in for their number.
+- A dry run (``dryRun=true|api``) validates like a real trigger (steps 1-3), changes
+  nothing and answers **269** with the cost fields only, ``{creativeUnitsCost,
+  creativeUnitsDiscount, costDetails}``, the shape Scenario's blender plugin captured
+  for dry runs. With no training images, ``trainingImagesCount`` stands in for their
+  number. The cost is :func:`..pricing.training_cost`, the same as the real
+  trigger's ``creativeUnitsCost`` and its job's ``billing.cuCost``.
 - Cancelling a model that is not training: already ``training-canceled`` → 200
   (idempotent), anything else → 409.
 - A model without ``name``/``shortDescription`` gets generated ones when training
@@ -25,7 +33,7 @@ Choices where the reference is silent:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,52 +41,55 @@ from starlette.routing import Route
 
 from prefect_scenario.catalog import check_dataset_size, get_training_type
 from prefect_scenario.exceptions import InvalidInputError
-from scenario_emulator.routes_models import public_parameters, render_model, require_model
+from scenario_emulator.config import Emulator, EmulatorConfig
+from scenario_emulator.errors import ApiError, conflict
+from scenario_emulator.limits import cooldown_error, parallel_training_error
+from scenario_emulator.pricing import cost_fields, training_cost
+from scenario_emulator.records import ModelRecord, new_id
+from scenario_emulator.routes.models import public_parameters, render_model, require_model
 from scenario_emulator.scoring import ScoredAsset, score_dataset
-from scenario_emulator.state import (
-    DEFAULT_NB_EPOCHS,
-    ModelRecord,
-    TrainingRecord,
-    iso,
-    job_type_for,
-    new_id,
-    training_cost,
-    training_view,
-)
-from scenario_emulator.views import AUTHOR_ID, job_json
-from scenario_emulator.wire import (
-    ApiError,
-    conflict,
-    emulator_of,
-    get_str,
-    ok,
-    project_id,
-    query_int,
-    read_object,
-)
+from scenario_emulator.state_machine import DEFAULT_NB_EPOCHS, TrainingRecord, training_view
+from scenario_emulator.store import EmulatorStore
+from scenario_emulator.views import job_json
+from scenario_emulator.wire import emulator_of, get_str, ok, project_id, query_int, read_object
 
-if TYPE_CHECKING:
-    from scenario_emulator.app import EmulatorConfig
-
-__all__ = ["routes"]
+__all__ = ["ALREADY_TRAINING", "DRY_RUN_STATUS", "routes"]
 
 DRY_RUN_STATUS = 269
+ALREADY_TRAINING = "Model is already training"
 
 
-def _dry_run_job(model: ModelRecord, cost: float, now: float) -> dict[str, Any]:
-    return {
-        "jobId": new_id("job"),
-        "jobType": job_type_for(model.type),
-        "status": "pending",
-        "progress": 0,
-        "metadata": {"input": {"modelId": model.id}},
-        "statusHistory": [{"date": iso(now), "status": "pending"}],
-        "createdAt": iso(now),
-        "updatedAt": iso(now),
-        "authorId": AUTHOR_ID,
-        "ownerId": model.project_id,
-        "billing": {"cuCost": cost, "cuDiscount": 0},
-    }
+def _validated(request: Request, store: EmulatorStore, model: ModelRecord, body: dict[str, Any]) -> dict[str, Any]:
+    """The training parameters the trigger asks for, checked against the catalog and the project."""
+    raw = body.get("parameters", model.parameters or {})
+    parameters = public_parameters(model.type, raw if raw is not None else {})
+    for asset_id in parameters.get("sampleSourceImages", []):
+        if store.asset(project_id(request), asset_id) is None:
+            raise ApiError(400, f"sampleSourceImages: {asset_id!r} is not an asset of this project")
+    return parameters
+
+
+def _dataset_size(model: ModelRecord, simulated: int | None) -> tuple[int, int]:
+    """The (images, pairs) a training of ``model`` would use (400 if the type refuses them)."""
+    images, pairs = len(model.loose_image_ids()), len(model.pairs)
+    if not model.training_images and simulated is not None:
+        images = simulated
+    try:
+        check_dataset_size(model.type, images=images, pairs=pairs)
+    except InvalidInputError as exc:
+        raise ApiError(400, str(exc)) from None
+    return images, pairs
+
+
+def _check_plan(emulator: Emulator, now: float) -> None:
+    """The 429s of the plan limits, the cooldown first."""
+    store = emulator.store
+    for refused in (
+        cooldown_error(emulator.limits, last_launch=store.last_launch(), now=now),
+        parallel_training_error(emulator.limits, running=store.running_trainings(now)),
+    ):
+        if refused is not None:
+            raise refused
 
 
 async def trigger(request: Request) -> Response:
@@ -87,33 +98,24 @@ async def trigger(request: Request) -> Response:
     dry_run = request.query_params.get("dryRun")
     if dry_run not in (None, "true", "api", "false"):
         raise ApiError(400, "dryRun must be 'true' or 'api'")
-    simulated = query_int(request, "trainingImagesCount", None, 0, 10_000)
+    dry = dry_run in ("true", "api")
+    counted = query_int(request, "trainingImagesCount", None, 0, 10_000)
+    simulated = counted if dry else None  # "used for dryRun purpose" (SDK)
     body = await read_object(request, emulator.config.max_body_bytes)
-    project = project_id(request)
     with emulator.store.transaction() as store:
         model = require_model(request)
         now = emulator.now()
         latest = store.latest_training(model)
         if latest is not None and training_view(latest, now).model_status == "training":
-            raise conflict("the model is already training; cancel it first or wait for it to end")
-        raw = body.get("parameters", model.parameters or {})
-        parameters = public_parameters(model.type, raw if raw is not None else {})
-        for asset_id in parameters.get("sampleSourceImages", []):
-            if store.asset(project, asset_id) is None:
-                raise ApiError(400, f"sampleSourceImages: {asset_id!r} is not an asset of this project")
-        images, pairs = len(model.loose_image_ids()), len(model.pairs)
-        if dry_run in ("true", "api") and not model.training_images and simulated is not None:
-            images = simulated
-        try:
-            check_dataset_size(model.type, images=images, pairs=pairs)
-        except InvalidInputError as exc:
-            raise ApiError(400, str(exc)) from None
+            raise ApiError(400, ALREADY_TRAINING)
+        parameters = _validated(request, store, model, body)
+        images, pairs = _dataset_size(model, simulated)
         nb_epochs = int(parameters.get("nbEpochs", DEFAULT_NB_EPOCHS))
-        cost = training_cost(images=images, pairs=pairs, nb_epochs=nb_epochs)
-        costs = {"creativeUnitsCost": cost, "creativeUnitsDiscount": 0, "costDetails": {"train-model": cost}}
-        if dry_run in ("true", "api"):
-            answer = {"model": render_model(request, model), "job": _dry_run_job(model, cost, now), **costs}
-            return ok(answer, status=DRY_RUN_STATUS)
+        costs = cost_fields(training_cost(images=images, pairs=pairs, nb_epochs=nb_epochs))
+        if dry:
+            return ok(costs, status=DRY_RUN_STATUS)
+        _check_plan(emulator, now)
+        cost = costs["creativeUnitsCost"]
         training = _start(emulator.config, store.pending_fails, model, parameters, nb_epochs, cost, now)
         store.put_training(training)
         model.job_id = training.job_id
@@ -201,7 +203,8 @@ async def dataset_score(request: Request) -> Response:
         for asset_id in dict.fromkeys(ids):
             asset = store.asset(project, asset_id)
             if asset is not None:
-                scored.append(ScoredAsset(asset.id, asset.width, asset.height, asset.sha256, asset.mean_color))
+                color, caption = asset.mean_color, asset.description
+                scored.append(ScoredAsset(asset.id, asset.width, asset.height, asset.sha256, color, caption))
         try:
             check_dataset_size(model.type, images=len(model.loose_image_ids()), pairs=len(model.pairs))
             complete = True

@@ -9,6 +9,10 @@
 ``POST /reset``            forget all state and requests, restore the configured faults
 ``GET /faults``            ``{"faults": {...}}``, the live fault settings
 ``PUT /faults``            replace them (JSON, :class:`~.faults.FaultConfig` field names)
+``GET /limits``            ``{"limits": {"parallel_trainings", "team_image_cap",
+                           "trigger_cooldown"}}``, the live plan limits
+``PUT /limits``            change some of them (JSON, :class:`~.limits.PlanLimits` field
+                           names; ``null`` lifts a limit); ``{"limits": {...}}``
 ``POST /fail``             ``{"modelId"|"name", "reason"?}``: fail the running training now,
                            or else the next one; ``{"failed": [...], "pending": ...}``
 ``POST /clock``            ``{"advance": seconds}`` when the clock is the emulator's own
@@ -16,7 +20,7 @@
 ``GET /files/{assetId}``   an asset's bytes (the stand-in for the API's signed URLs);
                            epoch sample assets are served as a placeholder PNG
 ``GET /openapi.json``      the OpenAPI 3.0 description of the ``/v1`` routes
-                           (:mod:`.openapi`)
+                           (``openapi.json``, shipped with the package)
 =========================  ==================================================================
 """
 
@@ -32,9 +36,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from scenario_emulator.errors import ApiError, conflict
 from scenario_emulator.faults import FaultConfig
+from scenario_emulator.limits import PlanLimits
 from scenario_emulator.openapi import openapi_schema
-from scenario_emulator.wire import ApiError, conflict, emulator_of, get_str, ok, read_object
+from scenario_emulator.wire import emulator_of, get_str, ok, read_object
 
 __all__ = ["routes"]
 
@@ -55,7 +61,7 @@ async def requests(request: Request) -> Response:
 
 async def clear_requests(request: Request) -> Response:
     """``DELETE /_emulator/requests``."""
-    emulator_of(request).request_log.clear()
+    emulator_of(request).clear_requests()
     return ok({})
 
 
@@ -80,6 +86,22 @@ async def put_faults(request: Request) -> Response:
     return ok({"faults": emulator_of(request).set_faults(config).to_wire()})
 
 
+async def get_limits(request: Request) -> Response:
+    """``GET /_emulator/limits``."""
+    return ok({"limits": emulator_of(request).limits.to_wire()})
+
+
+async def put_limits(request: Request) -> Response:
+    """``PUT /_emulator/limits``: the fields given change, the others stay."""
+    body = await read_object(request, _ADMIN_BODY_LIMIT)
+    emulator = emulator_of(request)
+    try:
+        limits = PlanLimits.from_wire(body, emulator.limits)
+    except (ValueError, TypeError) as exc:
+        raise ApiError(400, f"invalid limits: {exc}") from None
+    return ok({"limits": emulator.set_limits(limits).to_wire()})
+
+
 async def fail(request: Request) -> Response:
     """``POST /_emulator/fail``."""
     body = await read_object(request, _ADMIN_BODY_LIMIT)
@@ -89,7 +111,7 @@ async def fail(request: Request) -> Response:
     try:
         result = emulator_of(request).fail_training(model_id=model_id, name=name, reason=get_str(body, "reason"))
     except KeyError:
-        raise ApiError(404, f"model {model_id!r} not found") from None
+        raise ApiError(404, f"Model {model_id} not found") from None
     return ok(result)
 
 
@@ -148,6 +170,8 @@ def routes() -> list[Route]:
         Route("/reset", reset, methods=["POST"]),
         Route("/faults", get_faults, methods=["GET"]),
         Route("/faults", put_faults, methods=["PUT"]),
+        Route("/limits", get_limits, methods=["GET"]),
+        Route("/limits", put_limits, methods=["PUT"]),
         Route("/fail", fail, methods=["POST"]),
         Route("/clock", clock, methods=["POST"]),
         Route("/files/{asset_id}", files, methods=["GET"]),

@@ -1,12 +1,15 @@
 """Model routes: create, retrieve, update, list, delete, tags, get-bulk.
 
-Choices where the reference is silent (each safe rather than permissive):
+Choices where Scenario (its SDK, docs and clients) is silent (each safe rather than permissive):
 
 - ``POST /models`` without ``type`` is refused (400): ``type`` is required in every
   Model the API returns, so the emulator cannot represent a model without one.
 - Unknown body fields are ignored, as the SDK's ``extra_body`` allows sending them.
 - ``DELETE`` of a model that is training cancels the training; a deleted model is
   404 everywhere but ``GET /models?status=deleted`` (for 30 days, per the SDK).
+- ``GET /models`` pages by an opaque cursor: ``nextPaginationToken`` is base64 of
+  ``{"offset":N,"limit":M}``, as Scenario's blender plugin captured. Its rows carry
+  ``"trainingProgress": {}`` and ``"parameters": {}`` (see :mod:`..views`).
 - ``GET /models`` sorts newest first by default; ``sortBy=score`` sorts like
   ``createdAt`` (private models carry no score). ``privacy=public``/``unlisted``
   lists nothing: every emulated model is private, and the ``tags``/``type``/
@@ -29,11 +32,11 @@ from starlette.routing import Route
 
 from prefect_scenario.catalog import get_training_type, validate_parameters
 from prefect_scenario.exceptions import InvalidInputError
-from scenario_emulator.state import ModelRecord, epochs_of, new_id, training_view
+from scenario_emulator.errors import ApiError, conflict
+from scenario_emulator.records import ModelRecord, new_id
+from scenario_emulator.state_machine import epochs_of, training_view
 from scenario_emulator.views import effective_updated_at, model_json, model_status
 from scenario_emulator.wire import (
-    ApiError,
-    conflict,
     emulator_of,
     get_bool,
     get_str,
@@ -46,10 +49,11 @@ from scenario_emulator.wire import (
     root_url,
 )
 
-__all__ = ["public_parameters", "render_model", "require_model", "routes"]
+__all__ = ["decode_token", "encode_token", "public_parameters", "render_model", "require_model", "routes"]
 
 DELETED_RETENTION_SECONDS = 30 * 24 * 3600
 LIST_STATUSES = {"new", "training", "trained", "failed", "deleted"}
+DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE = 100, 500  # SDK: pageSize default 100, max 500
 
 
 def require_model(request: Request) -> ModelRecord:
@@ -57,15 +61,22 @@ def require_model(request: Request) -> ModelRecord:
     model_id = request.path_params["model_id"]
     model = emulator_of(request).store.model(project_id(request), model_id)
     if model is None:
-        raise ApiError(404, f"model {model_id!r} not found")
+        raise ApiError(404, f"Model {model_id} not found")
     return model
 
 
-def render_model(request: Request, model: ModelRecord, *, all_images: bool = True) -> dict[str, Any]:
+def render_model(
+    request: Request, model: ModelRecord, *, all_images: bool = True, list_row: bool = False
+) -> dict[str, Any]:
     """The model's JSON as of now."""
     emulator = emulator_of(request)
-    training = emulator.store.latest_training(model)
-    return model_json(model, training, emulator.now(), root_url(request), all_images=all_images)
+    store = emulator.store
+    captions = store.captions([i.asset_id for i in model.training_images])
+    training = store.latest_training(model)
+    root = root_url(request)
+    return model_json(
+        model, training, emulator.now(), root, all_images=all_images, captions=captions, list_row=list_row
+    )
 
 
 def public_parameters(model_type: str, raw: Any) -> dict[str, Any]:
@@ -201,56 +212,66 @@ def _choice(request: Request, name: str, choices: set[str], default: str | None)
     return value
 
 
-def _encode_token(key: float, model_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([key, model_id]).encode()).decode().rstrip("=")
+def encode_token(offset: int, limit: int) -> str:
+    """An opaque cursor: base64 of ``{"offset":N,"limit":M}``."""
+    return base64.b64encode(json.dumps({"offset": offset, "limit": limit}, separators=(",", ":")).encode()).decode()
 
 
-def _decode_token(token: str) -> tuple[float, str]:
+def decode_token(token: str) -> tuple[int, int]:
+    """The offset and limit of a cursor (400 if it is not one this emulator made)."""
     try:
-        key, model_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        return float(key), str(model_id)
-    except (ValueError, TypeError, binascii.Error):
+        cursor = json.loads(base64.b64decode(token + "=" * (-len(token) % 4), validate=True))
+        offset, limit = cursor["offset"], cursor["limit"]
+    except (ValueError, TypeError, KeyError, binascii.Error):
         raise ApiError(400, "invalid paginationToken") from None
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (offset, limit))
+    if not whole or offset < 0 or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ApiError(400, "invalid paginationToken")
+    return offset, limit
 
 
-async def list_models(request: Request) -> Response:
-    """``GET /models``: cursor pagination over the project's private models."""
+def _listed(request: Request, status: str | None, collection: str | None) -> list[tuple[float, str, ModelRecord]]:
+    """The project's models ``GET /models`` shows, with their sort key, unsorted."""
     emulator = emulator_of(request)
-    project = project_id(request)
-    page_size = query_int(request, "pageSize", 100, 1, 500) or 100
-    privacy = _choice(request, "privacy", {"private", "public", "unlisted"}, "private")
-    status = _choice(request, "status", LIST_STATUSES, None)
     sort_by = _choice(request, "sortBy", {"createdAt", "updatedAt", "score"}, "createdAt")
-    descending = _choice(request, "sortDirection", {"asc", "desc"}, "desc") == "desc"
     after, before = _parse_iso(request, "createdAfter"), _parse_iso(request, "createdBefore")
     if (after is not None or before is not None) and sort_by != "createdAt":
         raise ApiError(400, "createdAfter/createdBefore need sortBy=createdAt")
-    collection = request.query_params.get("collectionId")
-    token = request.query_params.get("paginationToken")
-    cursor = _decode_token(token) if token else None
     now = emulator.now()
-    rows: list[tuple[float, str, dict[str, Any]]] = []
-    with emulator.store.transaction() as store:
-        for model in store.project_models(project) if privacy == "private" else []:
-            training = store.latest_training(model)
-            if model.deleted_at is not None:
-                if status != "deleted" or now - model.deleted_at > DELETED_RETENTION_SECONDS:
-                    continue
-            elif status == "deleted" or (status is not None and model_status(training, now) != status):
+    rows = []
+    for model in emulator.store.project_models(project_id(request)):
+        training = emulator.store.latest_training(model)
+        if model.deleted_at is not None:
+            if status != "deleted" or now - model.deleted_at > DELETED_RETENTION_SECONDS:
                 continue
-            if (after is not None and model.created_at <= after) or (before is not None and model.created_at >= before):
-                continue
-            if collection is not None and collection not in model.collection_ids:
-                continue
-            key = effective_updated_at(model, training, now) if sort_by == "updatedAt" else model.created_at
-            rows.append((key, model.id, model_json(model, training, now, root_url(request), all_images=False)))
-    rows.sort(key=lambda r: (r[0], r[1]), reverse=descending)
-    if cursor is not None:
-        rows = [r for r in rows if ((r[0], r[1]) < cursor if descending else (r[0], r[1]) > cursor)]
-    page = rows[:page_size]
-    body: dict[str, Any] = {"models": [r[2] for r in page]}
-    if len(rows) > page_size:
-        body["nextPaginationToken"] = _encode_token(page[-1][0], page[-1][1])
+        elif status == "deleted" or (status is not None and model_status(training, now) != status):
+            continue
+        if (after is not None and model.created_at <= after) or (before is not None and model.created_at >= before):
+            continue
+        if collection is not None and collection not in model.collection_ids:
+            continue
+        key = effective_updated_at(model, training, now) if sort_by == "updatedAt" else model.created_at
+        rows.append((key, model.id, model))
+    return rows
+
+
+async def list_models(request: Request) -> Response:
+    """``GET /models``: offset pagination behind an opaque cursor, over the project's private models."""
+    emulator = emulator_of(request)
+    page_size = query_int(request, "pageSize", None, 1, MAX_PAGE_SIZE)
+    privacy = _choice(request, "privacy", {"private", "public", "unlisted"}, "private")
+    status = _choice(request, "status", LIST_STATUSES, None)
+    descending = _choice(request, "sortDirection", {"asc", "desc"}, "desc") == "desc"
+    token = request.query_params.get("paginationToken")
+    offset, token_limit = decode_token(token) if token else (0, DEFAULT_PAGE_SIZE)
+    limit = page_size or token_limit
+    with emulator.store.transaction():
+        rows = _listed(request, status, request.query_params.get("collectionId")) if privacy == "private" else []
+        rows.sort(key=lambda r: (r[0], r[1]), reverse=descending)
+        page = [render_model(request, m, all_images=False, list_row=True) for _, _, m in rows[offset : offset + limit]]
+    body: dict[str, Any] = {"models": page}
+    if offset + limit < len(rows):
+        body["nextPaginationToken"] = encode_token(offset + limit, limit)
     return ok(body)
 
 

@@ -1,0 +1,1 @@
+"""Tests of the Scenario API emulator (``scenario_emulator``), by concern."""
