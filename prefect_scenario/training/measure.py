@@ -98,7 +98,9 @@ def dhash(image: Image.Image) -> int:
     image.draft("L", grid)  # JPEG: decode in grey at the smallest scale still above the grid
     if image.width > grid[0] and image.height > grid[1]:
         image = image.resize(grid, Image.Resampling.NEAREST)
-    pixels = image.convert("L").resize((_HASH_W, _HASH_H), Image.Resampling.BOX).tobytes()
+    # 16-bit and float images hash in float: converting them to 8-bit grey would clip them flat.
+    grey = "F" if image.mode.startswith(("I", "F")) else "L"
+    pixels = list(image.convert(grey).resize((_HASH_W, _HASH_H), Image.Resampling.BOX).getdata())
     bits = 0
     for row in range(_HASH_H):
         for col in range(_HASH_W - 1):

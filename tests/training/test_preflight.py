@@ -453,3 +453,11 @@ def test_an_s3_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     # The unreadable caption leaves 04.png uncaptioned among captioned images: both are said.
     assert checks(list(report.findings)) == [("refuse", "caption", "04.txt"), ("warn", "caption", "04.png")]
     assert "not UTF-8" in report.findings[0].message
+
+
+@pytest.mark.parametrize("mode", ["L", "I;16", "RGB", "RGBA", "LA"], ids=lambda mode: f"mode-{mode}")
+def test_dhash_is_the_same_across_pixel_modes(mode: str) -> None:
+    grey = Image.open(io.BytesIO(pattern_png(3, (128, 128)))).convert("L")
+    buffer = io.BytesIO()
+    grey.convert(mode).save(buffer, "PNG")
+    assert measure_image(buffer.getvalue(), name="x.png").dhash == dhash(grey)  # 16-bit is not clipped flat
