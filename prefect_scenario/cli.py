@@ -9,6 +9,7 @@ emulator is one environment variable.
     prefect-scenario train-edit --type qwen-image-edit-2511-lora --name snow pairs.jsonl
     prefect-scenario status MODEL_ID [--watch]
     prefect-scenario cancel MODEL_ID
+    prefect-scenario preflight DIR|s3://bucket/prefix/ [--strict] [--kind standard|style|edit]
     prefect-scenario emulator [--port 8787]
     prefect-scenario demo
 """
@@ -57,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     cancel = commands.add_parser("cancel", help="cancel a model's training")
     common(cancel)
     cancel.add_argument("model_id")
+    preflight = commands.add_parser("preflight", help="check a dataset locally, before anything is spent")
+    preflight.add_argument("dataset", help="a folder, or s3://bucket/prefix/ (read with the AWS environment)")
+    preflight.add_argument("--strict", action="store_true", help="refuse on warnings too")
+    preflight.add_argument("--caption-prefix", help='the trigger every caption must hold, e.g. "KAEL_07, "')
+    preflight.add_argument("--min-side", type=int, help="refuse images with a side below this, in px (256)")
+    preflight.add_argument("--near-duplicate-threshold", type=int, help="dHash bits apart for a near-duplicate (6)")
+    preflight.add_argument("--kind", choices=["standard", "style", "edit"], default="standard", help="what it trains")
     commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
     commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
     serve = commands.add_parser("serve", help="serve the sensor, retrain and cron deployments in this process")
@@ -212,6 +220,35 @@ async def _cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preflight(args: argparse.Namespace) -> int:
+    """Print the preflight report; 1 when it refuses the dataset, 2 when it cannot be read."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from prefect_scenario.exceptions import InvalidInputError
+    from prefect_scenario.training.measure import preflight_directory, preflight_s3
+    from prefect_scenario.training.preflight import PreflightOptions, render_text
+
+    given = {"min_side": args.min_side, "near_duplicate_threshold": args.near_duplicate_threshold}
+    try:
+        options = PreflightOptions(
+            kind=args.kind,
+            caption_prefix=args.caption_prefix,
+            strict=args.strict,
+            **{name: value for name, value in given.items() if value is not None},
+        )
+        if args.dataset.startswith("s3://"):
+            import boto3
+
+            report = preflight_s3(boto3.client("s3"), args.dataset, options=options)
+        else:
+            report = preflight_directory(args.dataset, options=options)
+    except (InvalidInputError, BotoCoreError, ClientError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(render_text(report))
+    return 1 if report.refused else 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
@@ -269,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_cancel(args))
         if args.command == "serve":
             return _serve(args)
+        if args.command == "preflight":
+            return _preflight(args)
         if args.command == "demo":
             demo_main = _emulator_entry("scenario_emulator.demo")
             return 2 if demo_main is None else int(demo_main())

@@ -8,6 +8,7 @@ One root, a subclass per cause, plain values only so that every error pickles
     │   ├── InvalidTrainingTypeError
     │   ├── InvalidParametersError
     │   ├── InvalidDatasetError
+    │   │   └── DatasetPreflightError  the local preflight refused (findings)
     │   ├── InvalidImageError
     │   └── ConfigurationError     credentials, base URL
     ├── APIError                   the API said no, or could not be reached
@@ -48,6 +49,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "ConflictError",
+    "DatasetPreflightError",
     "DatasetRejected",
     "DuplicateTrainingImageError",
     "InvalidDatasetError",
@@ -314,3 +316,15 @@ class DatasetRejected(TrainingError):
         super().__init__(message, model_id=model_id)
         self.score = score
         self.min_score = min_score
+
+
+class DatasetPreflightError(InvalidDatasetError):
+    """The local dataset preflight refused the dataset; nothing was sent to the API.
+
+    ``findings`` holds every finding of the report as plain mappings (``severity``,
+    ``check``, ``file``, ``message``), so the error pickles and can be shown as a table.
+    """
+
+    def __init__(self, message: str, *, findings: tuple[dict[str, str | None], ...] = ()) -> None:
+        super().__init__(message)
+        self.findings = findings
