@@ -49,14 +49,7 @@ from prefect.events import emit_event
 
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
-from prefect_scenario.retraining.datasets import (
-    DatasetSpec,
-    Manifest,
-    group_datasets,
-    load_dataset_spec,
-    normalize_prefix,
-    parse_s3_uri,
-)
+from prefect_scenario.retraining.datasets import Manifest, group_datasets, normalize_prefix, parse_dataset_uri
 from prefect_scenario.retraining.decisions import (
     Decision,
     DecisionKind,
@@ -67,6 +60,7 @@ from prefect_scenario.retraining.decisions import (
     retrain_idempotency_key,
 )
 from prefect_scenario.retraining.discovery import ChangeSet, Listing, ListingDiscovery, NotificationDiscovery
+from prefect_scenario.retraining.sidecar import DatasetSpec, load_dataset_spec
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
 from prefect_scenario.training.monitoring import artifact_key
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
@@ -267,7 +261,7 @@ async def s3_curated_images_sensor(
 
 
 def _list_dataset(s3: Any, uri: str) -> tuple[str, str, Any]:
-    bucket, prefix = parse_s3_uri(uri)
+    bucket, prefix = parse_dataset_uri(uri)
     listing = ListingDiscovery(s3, bucket, prefix).list_dataset(prefix)
     manifest = group_datasets(prefix, listing.objects).get(prefix)
     return bucket, prefix, manifest

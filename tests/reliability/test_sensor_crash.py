@@ -19,8 +19,8 @@ from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterNam
 
 from prefect_scenario.retraining import flows as sensors
 from prefect_scenario.retraining.flows import retrain_from_s3, s3_curated_images_sensor
+from tests.retraining.test_flows import aws_for, put_images
 from tests.s3_fixtures import make_bucket
-from tests.test_sensors import aws_for, put_images
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
