@@ -1,17 +1,19 @@
-"""The S3 sensor's memory and its decision: a pure function of (state, what was seen, now).
+"""The S3 sensor's decision: a pure function of (state, what was seen, now).
 
-Per dataset the state keeps the last seen content (name → ETag and size), whether it has
-changed since the last retrain was requested (``pending``), when it last changed, and
-the manifest digest of the last retrain actually requested. :func:`decide` applies a
-:class:`~prefect_scenario.retraining.discovery.Listing` or
-:class:`~prefect_scenario.retraining.discovery.ChangeSet` and says, per dataset:
+:func:`decide` applies a :class:`~prefect_scenario.retraining.listing.Listing` or
+:class:`~prefect_scenario.retraining.notifications.ChangeSet` to the
+:class:`~prefect_scenario.retraining.sensor_state.SensorState` and says, per dataset:
 
 - ``ready``: it changed (new image, changed ETag, deleted image, edited sidecar), then
   stayed unchanged for ``quiet_period``, and it holds enough images. The decision
-  carries a deterministic idempotency key (dataset + manifest of keys and ETags).
+  carries a deterministic idempotency key (:func:`retrain_idempotency_key`).
 - ``invalid``: it would be ready but cannot be trained as is (51 images, an unknown
   type): a clear message instead of a training that would fail. Reported once per content.
 - ``waiting``: it changed but is not ready yet; the message says why.
+
+The quiet period is the rule of Airflow's ``S3KeysUnchangedSensor`` (new keys reset
+the clock; succeed once nothing changed for the period with at least ``min_objects``),
+made a pure state transition so every sequence can be tested by moving the clock.
 
 Exactly once is a two-phase protocol, because the state may only record a retrain the
 caller really created::
@@ -19,7 +21,7 @@ caller really created::
     state, decisions = decide(state, discovery.discover(), now, quiet_period=120)
     for d in decisions:
         if d.kind is DecisionKind.READY:
-            run = run_deployment("retrain_from_s3/...", idempotency_key=d.idempotency_key, ...)
+            run = run_deployment("scenario-retrain-from-s3/retrain-from-s3", idempotency_key=d.idempotency_key, ...)
             state = mark_requested(state, d, now=now, run_id=str(run.id))
     save(state.to_json())          # then, and only then:
     discovery.ack(observed)
@@ -27,11 +29,6 @@ caller really created::
 A crash anywhere before ``save`` leaves the old state, so the next cycle re-decides the
 same dataset with the same manifest and the same idempotency key, and Prefect returns the
 run it already created. After ``save`` the dataset is no longer pending.
-
-The state serialises to compact JSON (``to_json``) with a ``version``; each tracked object
-costs one ``"name": ["etag", size]`` entry (~57 bytes with S3's 32-hex ETags; 100,000
-objects make 5.7 MB). That outgrows a Prefect Variable (5,000 characters) at about 80
-images: store it as a JSON object (in the bucket, or a block) for real use.
 
 Seeding the notifications mode: events only tell what changed after the queue was
 connected, so a state that has never seen a listing of its root (``listed_at`` is None)
@@ -63,8 +60,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
 from prefect_scenario.catalog import (
     EDIT_MIN_PAIRS,
     MAX_IMAGES,
@@ -74,16 +69,19 @@ from prefect_scenario.catalog import (
     get_training_type,
 )
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidTrainingTypeError
-from prefect_scenario.retraining.datasets import (
-    Manifest,
-    S3Object,
-    dataset_uri,
-    is_tracked,
-    normalize_prefix,
-    parse_s3_uri,
-    split_key,
+from prefect_scenario.retraining.datasets import Manifest, dataset_uri, parse_dataset_uri
+from prefect_scenario.retraining.listing import Listing
+from prefect_scenario.retraining.notifications import ChangeSet
+from prefect_scenario.retraining.sensor_state import (
+    STATE_VERSION,
+    DatasetState,
+    Objects,
+    SensorState,
+    check_aware,
+    mark_reported,
+    mark_requested,
+    observed_content,
 )
-from prefect_scenario.retraining.discovery import ChangeSet, Listing
 
 __all__ = [
     "STATE_VERSION",
@@ -96,92 +94,6 @@ __all__ = [
     "mark_requested",
     "retrain_idempotency_key",
 ]
-
-STATE_VERSION = 1
-
-_Objects = dict[str, tuple[str, int]]
-
-
-class DatasetState(BaseModel):
-    """What the sensor remembers about one dataset."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    objects: _Objects = Field(
-        default_factory=dict,
-        description="The last seen tracked objects: name inside the dataset -> [ETag, size].",
-    )
-    pending: bool = Field(False, description="Changed since the last requested retrain, and not handled yet.")
-    last_activity: datetime | None = Field(None, description="When the sensor last saw the content change.")
-    requested_digest: str | None = Field(None, description="Manifest digest of the last retrain the caller created.")
-    requested_at: datetime | None = Field(None, description="When that retrain was confirmed.")
-    run_id: str | None = Field(None, description="The flow run created for that retrain, if the caller said.")
-    reported_digest: str | None = Field(None, description="Manifest digest last reported as invalid.")
-
-    def manifest(self, prefix: str) -> Manifest:
-        """The manifest, with full keys, of this dataset at ``prefix``."""
-        return Manifest(tuple(S3Object(prefix + name, etag, size) for name, (etag, size) in self.objects.items()))
-
-
-class SensorState(BaseModel):
-    """Everything one sensor remembers: its bucket and root prefix, and each dataset under it.
-
-    Example:
-        >>> state = SensorState(bucket="studio-assets", prefix="curated")
-        >>> SensorState.from_json(state.to_json()) == state, state.prefix
-        (True, 'curated/')
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    version: int = Field(STATE_VERSION, description="The state format version.")
-    bucket: str = Field(description="The watched bucket.")
-    prefix: str = Field("", description="The watched root prefix; one dataset per immediate sub-prefix.")
-    datasets: dict[str, DatasetState] = Field(default_factory=dict, description="Per dataset prefix.")
-    listed_at: datetime | None = Field(None, description="When the whole root was last listed (None: never).")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_version(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and isinstance(data.get("version"), int) and data["version"] > STATE_VERSION:
-            raise ValueError(
-                f"sensor state version {data['version']} is newer than this prefect-scenario reads "
-                f"({STATE_VERSION}); upgrade prefect-scenario"
-            )
-        return data
-
-    @field_validator("prefix")
-    @classmethod
-    def _normalize(cls, value: str) -> str:
-        return normalize_prefix(value)
-
-    def dataset_uri(self, prefix: str) -> str:
-        """``s3://bucket/prefix/`` of the dataset at ``prefix``."""
-        return dataset_uri(self.bucket, prefix)
-
-    def manifest(self, prefix: str) -> Manifest:
-        """The last seen manifest of the dataset at ``prefix`` (empty if unknown)."""
-        dataset = self.datasets.get(prefix)
-        return dataset.manifest(prefix) if dataset is not None else Manifest()
-
-    def to_json(self) -> str:
-        """Compact JSON, unset fields left out."""
-        return self.model_dump_json(exclude_none=True)
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> SensorState:
-        """Read a state written by :meth:`to_json`.
-
-        Raises:
-            ValueError: not a sensor state, or one written by a newer version.
-        """
-        try:
-            return cls.model_validate_json(text)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'state'}: {e['msg']}" for e in exc.errors()[:3]
-            )
-            raise ValueError(f"not a readable sensor state: {problems}") from None
 
 
 class DecisionKind(StrEnum):
@@ -220,34 +132,57 @@ class Decision:
         return self.manifest.image_count
 
 
-def retrain_idempotency_key(dataset_uri: str, manifest: Manifest) -> str:
+def retrain_idempotency_key(dataset_uri: str, manifest: Manifest, *, ignore_sidecar_edits: bool = False) -> str:
     """The idempotency key of "retrain this dataset on exactly this content".
 
-    Deterministic: the dataset URI (normalised) and the manifest's keys and ETags, so a
-    re-decision after a crash, a restart or a second sensor gives the same key, and any
-    change to the content gives another.
+    The one place the key is made: the sensor's decision, the retrain flow and the cron
+    flow all call it, so the run the sensor creates, the model tag the retrain records
+    and the check the cron job makes agree. Deterministic: the dataset URI (normalised)
+    and the manifest's keys and ETags, so a re-decision after a crash, a restart or a
+    second sensor gives the same key, and any change to the content gives another.
+
+    Args:
+        dataset_uri: ``s3://bucket/prefix/`` of the dataset.
+        manifest: The dataset's tracked objects, as listed or as the sensor remembers them.
+        ignore_sidecar_edits: Leave the dataset's sidecar files out of the content, as the
+            sensor does with the same option: a sidecar edit then gives the same key.
+
+    Raises:
+        ValueError: ``dataset_uri`` is not an ``s3://bucket/prefix/`` URI.
 
     Example:
+        >>> from prefect_scenario.retraining.datasets import S3Object
         >>> m = Manifest((S3Object("curated/hero/01.png", "e1", 3),))
         >>> key = retrain_idempotency_key("s3://studio/curated/hero/", m)
         >>> key == retrain_idempotency_key("s3://studio/curated/hero", m)
         True
         >>> key[:17]
         'scenario-retrain-'
+        >>> with_sidecar = Manifest((*m.entries, S3Object("curated/hero/scenario.json", "e2", 9)))
+        >>> retrain_idempotency_key("s3://studio/curated/hero/", with_sidecar, ignore_sidecar_edits=True) == key
+        True
     """
     uri = _normalized_uri(dataset_uri)
+    if ignore_sidecar_edits:
+        manifest = manifest.without_sidecars(parse_dataset_uri(uri)[1])
     digest = hashlib.sha256(f"{uri}\n{manifest.digest}".encode()).hexdigest()
     return f"scenario-retrain-{digest[:32]}"
 
 
 def _normalized_uri(uri: str) -> str:
     try:
-        return dataset_uri(*parse_s3_uri(uri))
+        return dataset_uri(*parse_dataset_uri(uri))
     except InvalidDatasetError as exc:
         raise ValueError(str(exc)) from None
 
 
 # -- decide ---------------------------------------------------------------------------
+
+
+def _at_least_one(min_images: int) -> int:
+    if min_images < 1:
+        raise ValueError(f"min_images must be at least 1; got {min_images}")
+    return min_images
 
 
 def _seconds(value: timedelta | float) -> float:
@@ -257,55 +192,6 @@ def _seconds(value: timedelta | float) -> float:
     return seconds
 
 
-def _check_aware(now: datetime) -> None:
-    if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware (e.g. datetime.now(timezone.utc))")
-
-
-def _check_listing_prefix(root: str, prefix: str) -> None:
-    # A listing must cover whole datasets: the root itself, or exactly one dataset prefix.
-    if prefix == root:
-        return
-    split = split_key(root, prefix)
-    if split is None or split[1] != "":
-        raise ValueError(f"a listing of {prefix!r} does not cover whole datasets under the root {root!r}")
-
-
-def _observe(state: SensorState, observed: Listing | ChangeSet, *, ignore_sidecar_edits: bool) -> dict[str, _Objects]:
-    """The new content of every dataset the observation says something about."""
-    root = state.prefix
-    updates: dict[str, _Objects] = {}
-    if isinstance(observed, Listing):
-        listed = observed.prefix
-        _check_listing_prefix(root, listed)
-        for obj in observed.objects:
-            split = split_key(root, obj.key)
-            if split is None or not split[0].startswith(listed):
-                continue
-            prefix, name = split
-            if is_tracked(name, obj.size, ignore_sidecar_edits=ignore_sidecar_edits):
-                updates.setdefault(prefix, {})[name] = (obj.etag, obj.size)
-        # Datasets under the listed prefix that the snapshot does not mention are gone.
-        for prefix in state.datasets:
-            if prefix.startswith(listed):
-                updates.setdefault(prefix, {})
-        return updates
-    for change in observed.changes:
-        split = split_key(root, change.key) if change.bucket == state.bucket else None
-        if split is None:
-            continue
-        prefix, name = split
-        if prefix not in updates:
-            known = state.datasets.get(prefix)
-            updates[prefix] = dict(known.objects) if known is not None else {}
-        if not change.removed and is_tracked(name, change.size, ignore_sidecar_edits=ignore_sidecar_edits):
-            updates[prefix][name] = (change.etag or "", change.size or 0)
-        else:
-            # Removed, emptied (zero bytes), or not ours to track: in a listing it would be absent.
-            updates[prefix].pop(name, None)
-    return updates
-
-
 @dataclass(frozen=True)
 class _Rules:
     quiet: timedelta
@@ -313,6 +199,7 @@ class _Rules:
     default_type: TrainingType | None
     types: Mapping[str, str]
     backlog: bool
+    ignore_sidecar_edits: bool
 
 
 def _size_problem(uri: str, ttype: TrainingType | None, count: int) -> str | None:
@@ -330,60 +217,78 @@ def _size_problem(uri: str, ttype: TrainingType | None, count: int) -> str | Non
     )
 
 
+@dataclass(frozen=True)
+class _Subject:
+    """One pending dataset being decided, and how to word its decision."""
+
+    uri: str
+    prefix: str
+    dataset: DatasetState
+    manifest: Manifest
+
+    def decision(self, kind: DecisionKind, message: str, **extra: Any) -> Decision:
+        return Decision(
+            kind=kind, dataset_uri=self.uri, prefix=self.prefix, manifest=self.manifest, message=message, **extra
+        )
+
+    def waiting(self, message: str, **extra: Any) -> tuple[DatasetState, Decision | None]:
+        return self.dataset, self.decision(DecisionKind.WAITING, message, **extra)
+
+    def invalid(self, message: str) -> tuple[DatasetState, Decision | None]:
+        if self.manifest.digest == self.dataset.reported_digest:
+            # Already reported for this content: say nothing until it changes.
+            return self.dataset.model_copy(update={"pending": False}), None
+        return self.dataset, self.decision(DecisionKind.INVALID, message)
+
+
 def _evaluate(
     state: SensorState, prefix: str, dataset: DatasetState, now: datetime, rules: _Rules
 ) -> tuple[DatasetState, Decision | None]:
+    """Whether a dataset's quiet period is over; if it is, what its content allows."""
     if not dataset.pending:
         return dataset, None
     manifest = dataset.manifest(prefix)
-    digest = manifest.digest
-    if digest == dataset.requested_digest:
+    if manifest.digest == dataset.requested_digest:
         # Changed and changed back: this content's retrain was already requested.
         return dataset.model_copy(update={"pending": False}), None
-    uri = state.dataset_uri(prefix)
-
-    def decision(kind: DecisionKind, message: str, **extra: Any) -> Decision:
-        return Decision(kind=kind, dataset_uri=uri, prefix=prefix, manifest=manifest, message=message, **extra)
-
+    subject = _Subject(state.dataset_uri(prefix), prefix, dataset, manifest)
     changed_at = dataset.last_activity or now
     ready_at = changed_at + rules.quiet
     if now < ready_at:
         left = (ready_at - now).total_seconds()
-        return dataset, decision(
-            DecisionKind.WAITING,
-            f"{uri} changed at {changed_at.isoformat()}; ready after {left:g} more seconds without changes",
+        return subject.waiting(
+            f"{subject.uri} changed at {changed_at.isoformat()}; ready after {left:g} more seconds without changes",
             ready_at=ready_at,
         )
     if rules.backlog:
-        return dataset, decision(
-            DecisionKind.WAITING, f"{uri}: more events are queued than one read takes; waiting for the queue to drain"
+        return subject.waiting(
+            f"{subject.uri}: more events are queued than one read takes; waiting for the queue to drain"
         )
+    return _judge_content(subject, rules)
 
-    def invalid(message: str) -> tuple[DatasetState, Decision | None]:
-        if digest == dataset.reported_digest:
-            return dataset.model_copy(update={"pending": False}), None
-        return dataset, decision(DecisionKind.INVALID, message)
 
+def _judge_content(subject: _Subject, rules: _Rules) -> tuple[DatasetState, Decision | None]:
+    """Ready, too small (waiting) or untrainable (invalid): the quiet dataset's content decides."""
+    uri = subject.uri
     ttype = rules.default_type
     if uri in rules.types:
         try:
             ttype = get_training_type(rules.types[uri])
         except InvalidTrainingTypeError as exc:
-            return invalid(f"{uri}: {exc}")
-    count = manifest.image_count
+            return subject.invalid(f"{uri}: {exc}")
+    count = subject.manifest.image_count
     floor = MIN_IMAGES if ttype is None or not ttype.edit else 2 * EDIT_MIN_PAIRS
     minimum = max(rules.min_images, floor)
     if count < minimum:
-        return dataset, decision(
-            DecisionKind.WAITING, f"{uri} holds {count} image(s); at least {minimum} are needed to retrain"
-        )
+        return subject.waiting(f"{uri} holds {count} image(s); at least {minimum} are needed to retrain")
     problem = _size_problem(uri, ttype, count)
     if problem is not None:
-        return invalid(problem)
-    return dataset, decision(
+        return subject.invalid(problem)
+    key = retrain_idempotency_key(uri, subject.manifest, ignore_sidecar_edits=rules.ignore_sidecar_edits)
+    return subject.dataset, subject.decision(
         DecisionKind.READY,
         f"{uri}: {count} image(s), unchanged for {rules.quiet.total_seconds():g} s: retrain",
-        idempotency_key=retrain_idempotency_key(uri, manifest),
+        idempotency_key=key,
     )
 
 
@@ -431,25 +336,26 @@ def decide(
         >>> decide(state, None, datetime(2026, 1, 1, tzinfo=timezone.utc), quiet_period=60)
         (SensorState(version=1, bucket='b', prefix='c/', datasets={}, listed_at=None), [])
     """
-    _check_aware(now)
-    if min_images < 1:
-        raise ValueError(f"min_images must be at least 1; got {min_images}")
+    check_aware(now)
     rules = _Rules(
+        min_images=_at_least_one(min_images),
         quiet=timedelta(seconds=_seconds(quiet_period)),
-        min_images=min_images,
         default_type=get_training_type(training_type) if training_type else None,
         types=training_types or {},
         backlog=isinstance(observed, ChangeSet) and not observed.drained,
+        ignore_sidecar_edits=ignore_sidecar_edits,
     )
-    updates: dict[str, _Objects] = {}
-    listed_at = state.listed_at
-    if observed is not None:
-        if observed.bucket != state.bucket:
-            raise ValueError(f"this state watches bucket {state.bucket!r}, not {observed.bucket!r}")
-        updates = _observe(state, observed, ignore_sidecar_edits=ignore_sidecar_edits)
-        if isinstance(observed, Listing) and observed.prefix == state.prefix:
-            listed_at = now
+    updates = {} if observed is None else observed_content(state, observed, ignore_sidecar_edits=ignore_sidecar_edits)
+    whole_root = isinstance(observed, Listing) and observed.prefix == state.prefix
+    listed_at = now if whole_root else state.listed_at
+    datasets, decisions = _apply(state, updates, now, rules)
+    return state.model_copy(update={"datasets": datasets, "listed_at": listed_at}), decisions
 
+
+def _apply(
+    state: SensorState, updates: Mapping[str, Objects], now: datetime, rules: _Rules
+) -> tuple[dict[str, DatasetState], list[Decision]]:
+    """Each dataset's new state (new content resets its quiet clock) and decision."""
     datasets: dict[str, DatasetState] = {}
     decisions: list[Decision] = []
     for prefix in sorted(state.datasets.keys() | updates.keys()):
@@ -466,55 +372,4 @@ def decide(
         datasets[prefix] = dataset
         if decision is not None:
             decisions.append(decision)
-    return state.model_copy(update={"datasets": datasets, "listed_at": listed_at}), decisions
-
-
-# -- the second phase ---------------------------------------------------------------------
-
-
-def _confirm(state: SensorState, decision: Decision, update: dict[str, Any]) -> SensorState:
-    dataset = state.datasets.get(decision.prefix)
-    if dataset is None:
-        # Gone since the decision (every image deleted): nothing left to remember.
-        return state
-    # If the content moved on since the decision, the new content still needs its own turn.
-    update["pending"] = dataset.manifest(decision.prefix).digest != decision.manifest.digest
-    datasets = {**state.datasets, decision.prefix: dataset.model_copy(update=update)}
-    return state.model_copy(update={"datasets": datasets})
-
-
-def mark_requested(state: SensorState, decision: Decision, *, now: datetime, run_id: str | None = None) -> SensorState:
-    """Record that the retrain for a ``ready`` decision was created (phase two).
-
-    Call it only after the run exists (``run_deployment`` returned, or the event was
-    accepted), then save the state. Until then the dataset stays pending and is
-    re-decided with the same idempotency key.
-
-    Raises:
-        ValueError: ``decision`` is not a ``ready`` decision, or ``now`` is naive.
-
-    Example:
-        >>> # state, [ready] = decide(...); run = run_deployment(..., idempotency_key=ready.idempotency_key)
-        >>> # state = mark_requested(state, ready, now=now, run_id=str(run.id))
-    """
-    _check_aware(now)
-    if decision.kind is not DecisionKind.READY:
-        raise ValueError(f"only a ready decision can be marked requested; this one is {decision.kind.value}")
-    return _confirm(
-        state,
-        decision,
-        {"requested_digest": decision.manifest.digest, "requested_at": now, "run_id": run_id},
-    )
-
-
-def mark_reported(state: SensorState, decision: Decision) -> SensorState:
-    """Record that an ``invalid`` decision was reported (event emitted), so it is not repeated.
-
-    The dataset is decided again as soon as its content changes.
-
-    Raises:
-        ValueError: ``decision`` is not an ``invalid`` decision.
-    """
-    if decision.kind is not DecisionKind.INVALID:
-        raise ValueError(f"only an invalid decision can be marked reported; this one is {decision.kind.value}")
-    return _confirm(state, decision, {"reported_digest": decision.manifest.digest})
+    return datasets, decisions

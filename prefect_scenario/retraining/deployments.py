@@ -2,11 +2,23 @@
 
 Three deployments, the same as ``deployments/prefect.yaml`` describes for a work pool:
 
-- ``s3-curated-images-sensor``: the sensor on an interval schedule;
-- ``retrain-from-s3``: one dataset's retrain, created by the sensor with an
-  idempotency key (or, with ``event_driven``, by a trigger on ``scenario.dataset.ready``);
-- ``retrain-changed-datasets``: a cron job that retrains every dataset whose content
-  changed since its last trained version.
+- ``scenario-s3-curated-images-sensor/s3-curated-images-sensor``: the sensor on an
+  interval schedule;
+- ``scenario-retrain-from-s3/retrain-from-s3``: one dataset's retrain, created by the
+  sensor with an idempotency key (or, with ``event_driven``, by a trigger on
+  ``scenario.dataset.ready``);
+- ``scenario-retrain-changed-datasets/retrain-changed-datasets``: a cron job that retrains
+  every dataset whose content changed since its last trained version.
+
+Saved blocks are passed by reference, ``{"$ref": {"block_document_slug": "<type>/<name>"}}``:
+Prefect validates a block-typed flow parameter as the block itself, so a bare block name
+cannot pass, while a reference is resolved by the flow's ``validate_parameters`` when the
+run starts (the same form the UI stores when a block is picked) and keeps the secrets out
+of the deployment's parameters. The server's parameter-schema check is turned off for
+these deployments: it validates a block parameter against ``oneOf`` [the block's schema,
+a ``$ref`` object], and ``AwsCredentials`` (every field optional, extra fields allowed)
+matches both, so Prefect refuses a valid reference. The flow still validates every
+parameter when the run starts.
 
 Example:
     ```python
@@ -28,14 +40,25 @@ from prefect.events import DeploymentEventTrigger
 
 from prefect_scenario.retraining.flows import (
     EVENT_DATASET_READY,
+    RETRAIN_DEPLOYMENT,
     retrain_changed_datasets,
     retrain_from_s3,
     s3_curated_images_sensor,
 )
 
-__all__ = ["RETRAIN_DEPLOYMENT", "ServeConfig", "build_deployments"]
+__all__ = ["RETRAIN_DEPLOYMENT", "ServeConfig", "block_reference", "build_deployments"]
 
-RETRAIN_DEPLOYMENT = "retrain-from-s3/retrain-from-s3"
+_CHECK_PARAMETER_SCHEMA = False  # see the module docstring: AwsCredentials references
+
+
+def block_reference(block_type_slug: str, name: str | None) -> dict[str, Any] | None:
+    """A deployment parameter that names a saved block; None (the environment) for no name.
+
+    Example:
+        >>> block_reference("aws-credentials", "curated-s3")
+        {'$ref': {'block_document_slug': 'aws-credentials/curated-s3'}}
+    """
+    return {"$ref": {"block_document_slug": f"{block_type_slug}/{name}"}} if name else None
 
 
 @dataclass(frozen=True)
@@ -55,11 +78,14 @@ class ServeConfig:
     mode: str = "list"
     queue_url: str | None = None
     wait: bool = True
+    ignore_sidecar_edits: bool = False
 
 
 def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
     """The sensor, retrain and cron deployments for ``config``."""
-    common: dict[str, Any] = {"aws_credentials": config.aws_block}
+    aws = {"aws_credentials": block_reference("aws-credentials", config.aws_block)}
+    both = {**aws, "credentials": block_reference("scenario-credentials", config.scenario_block)}
+    watched = {"bucket": config.bucket, "prefix": config.prefix, "ignore_sidecar_edits": config.ignore_sidecar_edits}
     sensor = s3_curated_images_sensor.to_deployment(
         name="s3-curated-images-sensor",
         interval=config.interval_seconds,
@@ -67,44 +93,24 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
         # the slot until its lease expires and block sensing. Overlapping cycles are safe:
         # the same decision gives the same idempotency key, hence the same run.
         parameters={
-            **common,
-            "bucket": config.bucket,
-            "prefix": config.prefix,
+            **aws, **watched, "mode": config.mode, "queue_url": config.queue_url,
             # Event-driven: the trigger below creates the run; otherwise the sensor does,
             # with an idempotency key, and the event is only a notice.
             "retrain_deployment": None if config.event_driven else RETRAIN_DEPLOYMENT,
-            "mode": config.mode,
-            "queue_url": config.queue_url,
-            "quiet_period_seconds": config.quiet_period_seconds,
-            "min_images": config.min_images,
+            "quiet_period_seconds": config.quiet_period_seconds, "min_images": config.min_images,
             "training_type": config.training_type,
         },
         description="Retrain a LoRA when new curated images land in S3.",
-    )
-    triggers = (
-        [
-            DeploymentEventTrigger(
-                expect={EVENT_DATASET_READY},
-                parameters={
-                    "dataset_uri": "{{ event.payload.dataset_uri }}",
-                    "expected_manifest_digest": "{{ event.payload.manifest_digest }}",
-                },
-            )
-        ]
-        if config.event_driven
-        else None
-    )
+        enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
+    )  # fmt: skip
     retrain = retrain_from_s3.to_deployment(
-        name="retrain-from-s3",
-        parameters={
-            **common,
-            "credentials": config.scenario_block,
-            "training_type": config.training_type,
-            "wait": config.wait,
-        },
-        triggers=triggers,  # type: ignore[arg-type]
+        name=RETRAIN_DEPLOYMENT.split("/")[1],
+        parameters={**both, "training_type": config.training_type, "wait": config.wait,
+                    "ignore_sidecar_edits": config.ignore_sidecar_edits},
+        triggers=_ready_trigger() if config.event_driven else None,  # type: ignore[arg-type]
         description="Train one S3 dataset's LoRA on its current content.",
-    )
+        enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
+    )  # fmt: skip
     # `to_deployment` is sync-compatible: called from sync code it returns the deployment.
     deployments: list[Any] = [sensor, retrain]
     if config.cron:
@@ -112,15 +118,22 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
             retrain_changed_datasets.to_deployment(
                 name="retrain-changed-datasets",
                 cron=config.cron,
-                parameters={
-                    **common,
-                    "bucket": config.bucket,
-                    "prefix": config.prefix,
-                    "credentials": config.scenario_block,
-                    "training_type": config.training_type,
-                    "min_images": config.min_images,
-                },
+                parameters={**both, **watched, "training_type": config.training_type, "min_images": config.min_images},
                 description="Retrain every dataset whose content changed since its last trained version.",
+                enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
             )
         )
     return cast(list[RunnerDeployment], deployments)
+
+
+def _ready_trigger() -> list[DeploymentEventTrigger]:
+    """A retrain run per ``scenario.dataset.ready`` event, for the dataset and digest it names."""
+    return [
+        DeploymentEventTrigger(
+            expect={EVENT_DATASET_READY},
+            parameters={
+                "dataset_uri": "{{ event.payload.dataset_uri }}",
+                "expected_manifest_digest": "{{ event.payload.manifest_digest }}",
+            },
+        )
+    ]

@@ -69,7 +69,7 @@ ScenarioCredentials(api_key="{KEY}", api_secret="{SECRET}", project_id="proj_e2e
 
 
 def retrain_runs(server: PrefectServer) -> list[dict[str, Any]]:
-    deployment = server.get("/deployments/name/retrain-from-s3/retrain-from-s3")
+    deployment = server.get("/deployments/name/scenario-retrain-from-s3/retrain-from-s3")
     runs: list[dict[str, Any]] = server.post(
         "/flow_runs/filter", {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}, "limit": 50}
     )
@@ -138,7 +138,7 @@ def test_new_curated_images_retrain_exactly_once(
         assert trained_models(emulator) == {6: 1, 8: 1}
 
         # Several quiet sensor cycles: no new run.
-        sensor = prefect_server.get("/deployments/name/s3-curated-images-sensor/s3-curated-images-sensor")
+        sensor = prefect_server.get("/deployments/name/scenario-s3-curated-images-sensor/s3-curated-images-sensor")
 
         def sensor_runs() -> int:
             runs = prefect_server.post(

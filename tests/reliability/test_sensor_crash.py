@@ -17,10 +17,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
-from prefect_scenario.retraining import flows as sensors
+from prefect_scenario.retraining import flows, tasks
 from prefect_scenario.retraining.flows import retrain_from_s3, s3_curated_images_sensor
+from tests.retraining.test_flows import aws_for, put_images
 from tests.s3_fixtures import make_bucket
-from tests.test_sensors import aws_for, put_images
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -31,7 +31,7 @@ class Killed(Exception):
 
 @pytest.fixture
 def retrain_deployment() -> Iterator[str]:
-    yield "retrain-from-s3/crash-test"
+    yield "scenario-retrain-from-s3/crash-test"
 
 
 async def retrain_runs(name: str) -> list[Any]:
@@ -66,13 +66,13 @@ async def test_a_killed_sensor_retrains_each_batch_exactly_once(
         async def killed_run_deployment(*args: Any, **kwargs: Any) -> Any:
             raise Killed
 
-        monkeypatch.setattr(sensors, "run_deployment", killed_run_deployment)
+        monkeypatch.setattr(tasks, "run_deployment", killed_run_deployment)
     else:
 
         def killed_write(*args: Any) -> None:
             raise Killed
 
-        monkeypatch.setattr(sensors, "_write_state", killed_write)
+        monkeypatch.setattr(flows, "write_sensor_state", killed_write)
     with pytest.raises(Killed):
         await cycle(aws, name)
     created_before_restart = len(await retrain_runs(name))

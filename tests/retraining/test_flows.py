@@ -128,3 +128,55 @@ async def test_notifications_mode_sees_what_was_there_and_what_arrives(
     assert [(d["dataset"], d["images"]) for d in again if d["kind"] == "ready"] == [
         ("s3://studio-assets/curated/from events/", 7)
     ]
+
+
+@pytest.mark.parametrize("ignore_sidecar_edits", [False, True], ids=["sidecar-counts", "sidecar-ignored"])
+async def test_the_sensor_and_the_retrain_flow_use_the_same_key(
+    ignore_sidecar_edits: bool, s3_client: Any, moto_endpoint: str, fast_emulator: EmulatorServer
+) -> None:
+    make_bucket(s3_client)
+    aws = aws_for(moto_endpoint)
+    seeds = range(300, 305) if ignore_sidecar_edits else range(310, 315)
+    put_images(s3_client, "studio-assets", "curated/keyed/", seeds)
+    sidecar = json.dumps({"type": "flux.2-dev-lora", "name": f"Keyed {ignore_sidecar_edits}"})
+    s3_client.put_object(Bucket="studio-assets", Key="curated/keyed/scenario.json", Body=sidecar)
+    (ready,) = [d for d in await cycle(aws, ignore_sidecar_edits=ignore_sidecar_edits) if d["kind"] == "ready"]
+    result = await retrain_from_s3(
+        ready["dataset"], aws_credentials=aws, credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL,
+        ignore_sidecar_edits=ignore_sidecar_edits,
+    )  # fmt: skip
+    assert result.idempotency_key == ready["idempotency_key"]
+    # The cron flow computes it too, and finds this content trained.
+    creds = credentials_for(fast_emulator)
+    assert await retrain_changed_datasets(
+        "studio-assets", "curated/", aws, creds, ignore_sidecar_edits=ignore_sidecar_edits
+    ) == []  # fmt: skip
+
+
+def test_the_flows_run_from_sync_code(s3_client: Any, moto_endpoint: str) -> None:
+    make_bucket(s3_client)
+    put_images(s3_client, "studio-assets", "curated/sync/", range(400, 403))  # below min images
+    decided = s3_curated_images_sensor(
+        bucket="studio-assets", prefix="curated/", aws_credentials=aws_for(moto_endpoint), retrain_deployment=None,
+        emit_ready_event=False, quiet_period_seconds=0,
+    )  # fmt: skip
+    assert [(d["dataset"], d["kind"]) for d in decided] == [("s3://studio-assets/curated/sync/", "waiting")]
+
+
+def test_block_parameters_are_typed_for_the_run_form() -> None:
+    for flow in (s3_curated_images_sensor, retrain_from_s3, retrain_changed_datasets):
+        properties = flow.parameters.model_dump()["properties"]
+        assert "$ref" in str(properties["aws_credentials"]), flow.name
+        assert flow.name.startswith("scenario-")
+    for flow in (retrain_from_s3, retrain_changed_datasets):
+        assert "ScenarioCredentials" in str(flow.parameters.model_dump()["properties"]["credentials"])
+
+
+def test_a_saved_block_is_passed_by_reference() -> None:
+    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
+
+    sensor, retrain, cron = build_deployments(ServeConfig(bucket="b", aws_block="moto", scenario_block="emu"))
+    assert sensor.parameters["aws_credentials"] == {"$ref": {"block_document_slug": "aws-credentials/moto"}}
+    assert retrain.parameters["credentials"] == {"$ref": {"block_document_slug": "scenario-credentials/emu"}}
+    assert cron.parameters["credentials"] == retrain.parameters["credentials"]
+    assert sensor.parameters["retrain_deployment"] == "scenario-retrain-from-s3/retrain-from-s3"

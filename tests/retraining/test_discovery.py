@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import json
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from prefect_scenario.retraining import discovery
+from prefect_scenario.retraining import discovery, listing, notifications
 from prefect_scenario.retraining.decisions import Decision, DecisionKind, SensorState, decide, mark_requested
 from prefect_scenario.retraining.discovery import (
     ChangeSet,
@@ -257,6 +258,39 @@ def test_other_buckets_prefixes_and_unreadable_messages(s3_client: Any, sqs_clie
     assert mode.discover().messages == 0
 
 
+class _Queue:
+    """Just enough of an SQS client: one batch of messages, then an empty queue."""
+
+    def __init__(self, bodies: list[str]) -> None:
+        self.batches = [[{"ReceiptHandle": f"h{i}", "MessageId": f"m{i}", "Body": b} for i, b in enumerate(bodies)]]
+
+    def receive_message(self, **kwargs: Any) -> Any:
+        return {"Messages": self.batches.pop(0) if self.batches else []}
+
+    def delete_message_batch(self, **kwargs: Any) -> Any:
+        return {"Successful": kwargs["Entries"]}
+
+
+def test_skipped_messages_are_logged_with_their_reason(caplog: pytest.LogCaptureFixture) -> None:
+    mode = NotificationDiscovery(_Queue(["not json", '{"hello": "world"}']), "queue", BUCKET, ROOT, wait_time_seconds=0)
+    with caplog.at_level(logging.INFO, logger=notifications.__name__):
+        changes = mode.discover()
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == notifications.__name__]
+    expected = [(logging.WARNING, f"SQS {reason}; skipped, and deleted with this batch") for reason in changes.skipped]
+    assert logged == expected
+    assert "message m0: not JSON" in logged[0][1] and "message m1: neither an S3 event" in logged[1][1]
+    assert mode.ack(changes) == 2  # deleted, but not without a trace
+
+
+def test_skipped_messages_go_to_the_given_logger(caplog: pytest.LogCaptureFixture) -> None:
+    run_logger = logging.getLogger("tests.sensor-run")
+    mode = NotificationDiscovery(_Queue(["{"]), "queue", BUCKET, ROOT, wait_time_seconds=0, logger=run_logger)
+    with caplog.at_level(logging.WARNING, logger="tests.sensor-run"):
+        mode.discover()
+    assert [r.name for r in caplog.records] == ["tests.sensor-run"]
+    assert "not JSON" in caplog.records[0].getMessage()
+
+
 def test_eventbridge_records_through_sqs(moto_endpoint: str, s3_client: Any, sqs_client: Any) -> None:
     events = aws_client("events", moto_endpoint)
     make_bucket(s3_client, BUCKET)
@@ -491,5 +525,6 @@ def test_a_listing_and_a_change_set_are_the_two_observations() -> None:
     assert ChangeSet(BUCKET, ROOT).drained
 
 
-def test_module_examples_run() -> None:
-    assert doctest.testmod(discovery).failed == 0
+@pytest.mark.parametrize("module", [discovery, listing, notifications], ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_module_examples_run(module: Any) -> None:
+    assert doctest.testmod(module).failed == 0

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from prefect_scenario.exceptions import InvalidTrainingTypeError
-from prefect_scenario.retraining import decisions as sensor_state
+from prefect_scenario.retraining import decisions, sensor_state
 from prefect_scenario.retraining.datasets import Manifest, S3Object
 from prefect_scenario.retraining.decisions import (
     STATE_VERSION,
@@ -539,5 +539,6 @@ def test_state_that_is_not_a_state_is_refused_clearly() -> None:
         SensorState.from_json('{"datasets": 3}')
 
 
-def test_module_examples_run() -> None:
-    assert doctest.testmod(sensor_state).failed == 0
+@pytest.mark.parametrize("module", [decisions, sensor_state], ids=lambda m: m.__name__.rsplit(".", 1)[1])
+def test_module_examples_run(module: Any) -> None:
+    assert doctest.testmod(module).failed == 0
