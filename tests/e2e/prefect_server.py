@@ -75,11 +75,12 @@ class PrefectServer:
     def env(self, **extra: str) -> dict[str, str]:
         return prefect_env(self.home, self.api_url, **extra)
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
         """Start the server and wait until it is healthy.
 
         The port is free when picked but may be taken before the server binds it (another
-        test run on the machine): then the server is started again on a new port.
+        test run on the machine): then the server is started again on a new port. The
+        timeout is generous: ~16 s on a quiet 2-core machine, over 90 s at a load of 18.
         """
         for _ in range(3):
             if self._start_once(timeout):
