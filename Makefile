@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench e2e clean
+.PHONY: demo test lint unit doctest bench bench-smoke e2e clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +21,33 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check prefect_scenario scenario_emulator tests benchmarks conftest.py
 	$(BIN)/mypy --strict prefect_scenario scenario_emulator
 
+# Each pytest run gets its own PREFECT_HOME (profiles, local result storage, memo
+# store), so two `make test` at once on one machine share no file under ~/.prefect.
+define with_own_prefect_home
+	@home=$$(mktemp -d "$${TMPDIR:-/tmp}/prefect-scenario-home.XXXXXX"); \
+	echo "PREFECT_HOME=$$home $(1)"; \
+	PREFECT_HOME=$$home $(1); status=$$?; rm -rf "$$home"; exit $$status
+endef
+
+# lint (ruff, mypy --strict on both packages), then the tests and the doctests; -k runs
+# both even if one fails, and fails if either did.
 test: lint
-	$(BIN)/pytest -q
-	$(BIN)/pytest -q -p no:cacheprovider --doctest-modules prefect_scenario scenario_emulator
+	@$(MAKE) --no-print-directory -k unit doctest
+
+# The test suite: unit, reliability and end-to-end tests, the benchmark smoke run, packaging.
+unit: $(STAMP)
+	$(call with_own_prefect_home,$(BIN)/pytest -q)
+
+# The docstring examples of both packages, run against the emulator (see conftest.py).
+doctest: $(STAMP)
+	$(call with_own_prefect_home,$(BIN)/pytest -q -p no:cacheprovider --doctest-modules prefect_scenario scenario_emulator)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Every benchmark once, tiny sizes, no targets; results in a temporary directory.
+bench-smoke: $(STAMP)
+	$(BIN)/python -m benchmarks --smoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

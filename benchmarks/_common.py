@@ -1,6 +1,13 @@
-"""What every benchmark shares: settings, the emulator process, Prefect's harness, images, rows.
+"""What every benchmark shares: settings, the package under test, servers, Prefect's harness, rows.
 
 Import this module before ``prefect``: it sets the environment Prefect reads at import.
+
+Every name a benchmark takes from ``prefect_scenario`` is imported in the section "the
+package under test" below, and nowhere else: when the package's API changes, this is the
+one place to adapt (``python -m benchmarks --smoke`` then tells whether it worked).
+
+``BENCH_SMOKE=1`` (``python -m benchmarks --smoke``) runs every benchmark once with tiny
+sizes and fast trainings: it proves the benchmarks still run, it measures nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
+import atexit
 import base64
 import contextlib
 import json
@@ -22,49 +30,104 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# -- the package under test: every prefect_scenario name the benchmarks use ---------------
+from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.retraining.decisions import SensorState, decide
+from prefect_scenario.retraining.discovery import ListingDiscovery, NotificationDiscovery
+from prefect_scenario.training.fleet import train_lora_fleet
+from prefect_scenario.training.flows import train_lora
+from prefect_scenario.training.images import prepare_images
+from prefect_scenario.training.pipeline import derive_idempotency_key
+from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.reconcile import find_run_model, idempotency_tag
+from prefect_scenario.training.waiting import wait_until_terminal
+
+# The emulator's command line, run in a child process (the `emulator` extra).
+EMULATOR_MAIN = "import sys; from scenario_emulator.server import main; sys.exit(main())"
+
 __all__ = [
+    "CACHE",
+    "EMULATOR_MAIN",
     "KEY",
     "LATENCY",
+    "POLL_POLICY",
     "REGION",
     "REPS",
     "SECRET",
+    "SMOKE",
     "TIMINGS",
     "TRAINING_TYPE",
     "Emulator",
+    "ListingDiscovery",
+    "NotificationDiscovery",
+    "PollPolicy",
     "Row",
+    "ScenarioCredentials",
+    "SensorState",
+    "TrainingParameters",
     "aws_client",
     "credentials",
+    "decide",
+    "derive_idempotency_key",
     "ended_at",
+    "find_run_model",
+    "idempotency_tag",
     "is_poll",
     "mark",
     "median",
     "moto_server",
     "noisy_pngs",
+    "pick",
     "prefect_harness",
+    "prepare_images",
     "print_rows",
     "run_alone",
+    "running_emulator",
     "timestamp",
+    "train_lora",
+    "train_lora_fleet",
     "wait_phase",
+    "wait_until_terminal",
 ]
 
 KEY, SECRET = "bench-key", "bench-secret-5f1e"
 TRAINING_TYPE = "flux.2-dev-lora"
+# Smoke mode: every benchmark once, tiny sizes, no targets (see the module docstring).
+SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
+
+
+def pick(full: Any, smoke: Any) -> Any:
+    """``full`` in a measuring run, ``smoke`` in smoke mode."""
+    return smoke if SMOKE else full
+
+
 # Repetitions per contender; each benchmark alternates contender and baseline.
-REPS = int(os.environ.get("BENCH_REPS", "3"))
+REPS: int = pick(int(os.environ.get("BENCH_REPS", "3")), 1)
 # Added to every API request: the emulator is local, the real API is not.
-LATENCY = float(os.environ.get("BENCH_LATENCY", "0.05"))
+LATENCY: float = pick(float(os.environ.get("BENCH_LATENCY", "0.05")), 0.0)
 # Short enough for a few-minute run, long enough that the polling strategy shows.
 # The default poll policy first looks again 5 s after seeing a queued training: the
 # training must outlast that, or the benchmark would measure this shortcut, not polling.
-TIMINGS = {"queue_seconds": 1.0, "start_seconds": 0.5, "train_seconds": 4.5}
+TIMINGS: dict[str, float] = pick(
+    {"queue_seconds": 1.0, "start_seconds": 0.5, "train_seconds": 4.5},
+    {"queue_seconds": 0.05, "start_seconds": 0.05, "train_seconds": 0.2},
+)
 REGION = "us-east-1"
-CACHE = Path(tempfile.gettempdir()) / "prefect-scenario-bench"
+# The policy a user gets; in smoke mode one that keeps up with the short trainings.
+POLL_POLICY: PollPolicy = pick(
+    DEFAULT_POLICY,
+    PollPolicy(minimum=0.02, near_end=0.05, near_end_window=0.2, queued=0.05, starting=0.05, unknown=0.05),
+)
+# Generated images, shared by concurrent runs (each file is written once, atomically).
+CACHE = Path(os.environ.get("BENCH_CACHE") or Path(tempfile.gettempdir()) / "prefect-scenario-bench")
 
 
 # -- the emulator, in its own process ------------------------------------------------------
@@ -82,9 +145,8 @@ class Emulator:
         args = ["--port", "0", "--api-key", KEY, "--api-secret", SECRET, "--latency", str(latency)]
         for name, value in settings.items():
             args += [f"--{name.replace('_', '-')}", str(value)]
-        code = "import sys; from scenario_emulator.server import main; sys.exit(main())"
         self.process = subprocess.Popen(
-            [sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, bufsize=1
+            [sys.executable, "-c", EMULATOR_MAIN, *args], stdout=subprocess.PIPE, text=True, bufsize=1
         )
         assert self.process.stdout is not None
         first = self.process.stdout.readline()  # "Scenario API emulator on http://127.0.0.1:PORT/v1"
@@ -131,10 +193,30 @@ class Emulator:
         self.stop()
 
 
-def credentials(emulator: Emulator, project_id: str) -> Any:
-    """A ``ScenarioCredentials`` block for the emulator (a fresh project isolates a repetition)."""
-    from prefect_scenario.credentials import ScenarioCredentials
+_SHARED_EMULATORS: dict[tuple[tuple[str, float], ...], Emulator] = {}
 
+
+@contextlib.contextmanager
+def running_emulator(**timings: float) -> Iterator[Emulator]:
+    """An emulator for one benchmark; in smoke mode one process serves them all.
+
+    A measuring run starts a fresh one per benchmark. Starting one takes ~4 s on a busy
+    2-core machine, most of a smoke run's budget; sharing is safe because every
+    repetition clears the request log and uses its own project.
+    """
+    if not SMOKE:
+        with Emulator(**timings) as fresh:
+            yield fresh
+        return
+    key = tuple(sorted(timings.items()))
+    if key not in _SHARED_EMULATORS:
+        _SHARED_EMULATORS[key] = shared = Emulator(**timings)
+        atexit.register(shared.stop)
+    yield _SHARED_EMULATORS[key]
+
+
+def credentials(emulator: Emulator, project_id: str) -> ScenarioCredentials:
+    """A ``ScenarioCredentials`` block for the emulator (a fresh project isolates a repetition)."""
     return ScenarioCredentials(
         api_key=KEY,  # type: ignore[arg-type]
         api_secret=SECRET,  # type: ignore[arg-type]
@@ -174,6 +256,33 @@ def wait_phase(log: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 # -- S3 and SQS ------------------------------------------------------------------------------
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_moto() -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``moto.server`` on a free port; another port if the first was taken meanwhile."""
+    for _ in range(3):
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return server, port
+            except OSError:
+                time.sleep(0.1)
+        server.kill()
+        server.wait()
+    raise RuntimeError("the moto server did not start")
+
+
 @contextlib.contextmanager
 def moto_server() -> Iterator[str]:
     """A moto server (S3, SQS) in a child process on a free loopback port; yields its endpoint.
@@ -181,28 +290,16 @@ def moto_server() -> Iterator[str]:
     Its own process, like the emulator's: with the server in this process, loading
     10,000 objects competes for one GIL with the client (~400 puts/s instead of ~650).
     """
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server, port = _start_moto()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the moto server did not start") from None
-                time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def aws_client(service: str, endpoint: str) -> Any:
@@ -227,7 +324,12 @@ _HARNESS_DEPTH = 0
 
 @contextlib.contextmanager
 def prefect_harness() -> Iterator[None]:
-    """Prefect's ephemeral test server, started once per process (nested calls reuse it)."""
+    """Prefect's ephemeral test server, started once per process (nested calls reuse it).
+
+    With ``BENCH_PREFECT_API_URL`` set, the benchmarks use that running server instead
+    of starting one (~20-35 s on a busy 2-core machine): the smoke test passes the
+    pytest session's harness.
+    """
     global _HARNESS_DEPTH
     if _HARNESS_DEPTH:
         _HARNESS_DEPTH += 1
@@ -236,9 +338,15 @@ def prefect_harness() -> Iterator[None]:
         finally:
             _HARNESS_DEPTH -= 1
         return
-    from prefect.testing.utilities import prefect_test_harness
+    if url := os.environ.get("BENCH_PREFECT_API_URL"):
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=90):
+        server: contextlib.AbstractContextManager[Any] = temporary_settings(updates={PREFECT_API_URL: url})
+    else:
+        from prefect.testing.utilities import prefect_test_harness
+
+        server = prefect_test_harness(server_startup_timeout=90)
+    with server:
         _HARNESS_DEPTH = 1
         try:
             yield
@@ -252,7 +360,9 @@ def prefect_harness() -> Iterator[None]:
 def noisy_pngs(count: int, nbytes: int, *, seed: int = 0) -> list[Path]:
     """``count`` distinct PNGs of about ``nbytes`` each, made of noise so PNG cannot shrink them.
 
-    Generated once and cached in the temporary directory.
+    Generated once and cached in :data:`CACHE`. The content depends only on the
+    arguments, so concurrent runs may share the cache: each writes its own temporary
+    file and renames it into place.
     """
     from PIL import Image
 
@@ -264,10 +374,14 @@ def noisy_pngs(count: int, nbytes: int, *, seed: int = 0) -> list[Path]:
     side = int((nbytes / 3) ** 0.5)
     rng = random.Random(seed)
     for path in paths:
-        image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+        noise = rng.randbytes(side * side * 3)  # drawn even for a cached file: the next ones stay the same
+        if path.is_file():
+            continue
+        image = Image.frombytes("RGB", (side, side), noise)
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
         # Level 1: noise does not compress anyway, and level 6 would take seconds per 8 MB image.
-        image.save(path.with_suffix(".tmp"), format="PNG", compress_level=1)
-        path.with_suffix(".tmp").replace(path)
+        image.save(partial, format="PNG", compress_level=1)
+        partial.replace(path)
     return paths
 
 
@@ -314,6 +428,8 @@ class Row:
         return value <= self.limit if self.at_most else value >= self.limit
 
     def to_dict(self) -> dict[str, Any]:
+        if SMOKE:  # tiny sizes measure nothing: no target is judged
+            return {**asdict(self), "limit": None, "ratio": self.ratio, "target": "", "passed": None}
         return {**asdict(self), "ratio": self.ratio, "target": self.target, "passed": self.passed}
 
 

@@ -9,7 +9,6 @@ single training of the same size.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import uuid
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
+    POLL_POLICY,
     REPS,
     TRAINING_TYPE,
     Emulator,
@@ -24,15 +24,20 @@ from benchmarks._common import (
     credentials,
     median,
     noisy_pngs,
+    pick,
     run_alone,
+    running_emulator,
+    train_lora,
+    train_lora_fleet,
     wait_phase,
 )
 
-MODELS = 20
-IMAGES_PER_MODEL = 5
-IMAGE_BYTES = 300_000
+BASELINE = "one `train_lora` of the same size (the polling row has no baseline)"
+MODELS: int = pick(20, 2)
+IMAGES_PER_MODEL: int = pick(5, 2)
+IMAGE_BYTES: int = pick(300_000, 20_000)
 CONCURRENCY = 8
-FLEET_REPS = max(1, REPS - 1)
+REPETITIONS = FLEET_REPS = max(1, REPS - 1)
 # Polls of one cycle are sent back to back; cycles are at least the policy's minimum (0.25 s) apart.
 CYCLE_GAP = 0.2
 
@@ -44,8 +49,6 @@ def cycles(polls: list[dict[str, Any]]) -> int:
 
 
 def fleet(emulator: Emulator, images: list[Path], project: str, rep: int) -> dict[str, float]:
-    from prefect_scenario.training.flows import train_lora_fleet
-
     jobs = [
         {
             "name": f"fleet-{rep}-{n:02d}",
@@ -55,9 +58,13 @@ def fleet(emulator: Emulator, images: list[Path], project: str, rep: int) -> dic
         for n in range(MODELS)
     ]
     started = time.monotonic()
-    asyncio.run(
+    (  # a sync call: the flow returns its result
         train_lora_fleet(
-            jobs=jobs, credentials=credentials(emulator, project), name=f"bench-{rep}", upload_concurrency=CONCURRENCY
+            jobs=jobs,
+            credentials=credentials(emulator, project),
+            name=f"bench-{rep}",
+            upload_concurrency=CONCURRENCY,
+            poll_policy=POLL_POLICY,
         )
     )
     wall = time.monotonic() - started
@@ -66,31 +73,24 @@ def fleet(emulator: Emulator, images: list[Path], project: str, rep: int) -> dic
 
 
 def single(emulator: Emulator, images: list[Path], project: str, rep: int) -> dict[str, float]:
-    from prefect_scenario.training.flows import train_lora
-
     started = time.monotonic()
-    asyncio.run(
+    (  # a sync call: the flow returns its result
         train_lora(
             name=f"single-{rep}",
             training_type=TRAINING_TYPE,
             images=[str(p) for p in images[:IMAGES_PER_MODEL]],
             credentials=credentials(emulator, project),
             upload_concurrency=CONCURRENCY,
+            poll_policy=POLL_POLICY,
         )
     )
     return {"wall": time.monotonic() - started}
 
 
 def run() -> list[dict[str, Any]]:
-    try:
-        from prefect_scenario.training.flows import train_lora_fleet  # noqa: F401
-        from prefect_scenario.training.tasks import wait_until_all_terminal  # noqa: F401
-    except ImportError as exc:
-        print(f"  fleet: skipped, the bulk wait is not in this version of prefect_scenario ({exc})")
-        return []
     images = noisy_pngs(MODELS * IMAGES_PER_MODEL, IMAGE_BYTES, seed=1)
     runs: dict[str, list[dict[str, float]]] = {"fleet": [], "single": []}
-    with Emulator() as emulator:
+    with running_emulator() as emulator:
         # A fleet run takes ~40 s today (see the report): one repetition fewer than elsewhere.
         for rep in range(FLEET_REPS):
             order = ("fleet", "single") if rep % 2 == 0 else ("single", "fleet")

@@ -3,14 +3,14 @@
 The flow runs in a child process whose own peak RSS (``ru_maxrss``) is the
 measurement, so neither the emulator (which keeps every upload), nor moto (which
 keeps the bucket), nor this parent counts. The baseline is a child that only
-imports ``prefect_scenario`` and its flows: what any Prefect process costs before
-it does anything. The child runs against this process's Prefect harness.
+imports ``prefect_scenario`` (what ``benchmarks._common`` imports of it: its flows,
+tasks and sensor code): what any Prefect process costs before it does anything.
+The child runs against this process's Prefect harness.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -24,25 +24,31 @@ from typing import Any
 
 from benchmarks._common import (
     KEY,
+    POLL_POLICY,
     REGION,
     REPS,
     SECRET,
+    SMOKE,
     TRAINING_TYPE,
-    Emulator,
     Row,
+    ScenarioCredentials,
     aws_client,
     median,
     moto_server,
     noisy_pngs,
+    pick,
     run_alone,
+    running_emulator,
+    train_lora,
 )
 
-IMAGES = 50
-IMAGE_BYTES = 8_000_000
+BASELINE = "a child process that only imports `prefect_scenario` (the names `benchmarks/_common.py` uses)"
+IMAGES: int = pick(50, 2)
+IMAGE_BYTES: int = pick(8_000_000, 50_000)
 CONCURRENCY = 4  # train_lora's default
 LIMIT_MB = 300.0
 BUCKET = "bench-memory"
-MEMORY_REPS = max(1, REPS - 2)
+REPETITIONS = MEMORY_REPS = max(1, REPS - 2)
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -62,14 +68,10 @@ def _peak_mb() -> float:
 
 def child(config: dict[str, Any]) -> None:
     """In the child process: train (or only import), then print the peak RSS as JSON."""
-    from prefect_scenario.training.flows import train_lora
-
     if config.get("idle"):
         print(json.dumps({"peak_mb": _peak_mb()}))
         return
     from prefect_aws import AwsClientParameters, AwsCredentials
-
-    from prefect_scenario.credentials import ScenarioCredentials
 
     aws = AwsCredentials(
         aws_access_key_id="bench",
@@ -78,7 +80,7 @@ def child(config: dict[str, Any]) -> None:
         aws_client_parameters=AwsClientParameters(endpoint_url=config["s3_endpoint"]),
     )
     started = time.monotonic()
-    asyncio.run(
+    (  # a sync call: the flow returns its result
         train_lora(
             name=config["name"],
             training_type=TRAINING_TYPE,
@@ -86,16 +88,15 @@ def child(config: dict[str, Any]) -> None:
             credentials=ScenarioCredentials.model_validate(config["credentials"]),
             aws_credentials=aws,
             upload_concurrency=CONCURRENCY,
+            poll_policy=POLL_POLICY,
         )
     )
     print(json.dumps({"peak_mb": _peak_mb(), "wall": time.monotonic() - started}))
 
 
-def _run_child(config: dict[str, Any]) -> dict[str, float]:
-    from prefect.settings import PREFECT_API_URL
-
+def _run_child(config: dict[str, Any], api_url: str) -> dict[str, float]:
     # The child talks to this process's harness server instead of starting its own.
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    env = {**os.environ, "PREFECT_API_URL": api_url}
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_memory", "--child", json.dumps(config)],
         cwd=ROOT,
@@ -124,25 +125,34 @@ def _load_bucket(endpoint: str) -> list[str]:
 
 
 def run() -> list[dict[str, Any]]:
+    from prefect.settings import PREFECT_API_URL
+
+    api_url = str(PREFECT_API_URL.value())  # read here: the settings context does not reach pool threads
     peaks: dict[str, list[float]] = {"flow": [], "idle": []}
     walls: list[float] = []
-    with moto_server() as endpoint, Emulator() as emulator:
+    with moto_server() as endpoint, running_emulator() as emulator:
         uris = _load_bucket(endpoint)
+
+        def config(rep: int) -> dict[str, Any]:
+            project = f"proj_{uuid.uuid4().hex[:10]}"
+            creds = {"api_key": KEY, "api_secret": SECRET, "project_id": project, "base_url": emulator.base_url}
+            return {"name": f"memory-{rep}", "uris": uris, "s3_endpoint": endpoint, "credentials": creds}
+
         # Peak RSS varies by a few percent between runs: fewer repetitions than elsewhere.
         for rep in range(MEMORY_REPS):
-            for who in ("flow", "idle") if rep % 2 == 0 else ("idle", "flow"):
-                if who == "idle":
-                    peaks["idle"].append(_run_child({"idle": True})["peak_mb"])
-                    continue
-                project = f"proj_{uuid.uuid4().hex[:10]}"
-                creds = {"api_key": KEY, "api_secret": SECRET, "project_id": project, "base_url": emulator.base_url}
-                config = {"name": f"memory-{rep}", "uris": uris, "s3_endpoint": endpoint, "credentials": creds}
-                result = _run_child(config)
-                peaks["flow"].append(result["peak_mb"])
-                walls.append(result["wall"])
+            if SMOKE:  # nothing is measured: both children at once (each spends seconds importing)
+                with ThreadPoolExecutor(2) as pool:
+                    idle, flow = pool.map(_run_child, [{"idle": True}, config(rep)], [api_url] * 2)
+                results = {"idle": idle, "flow": flow}
+            else:
+                order = ("flow", "idle") if rep % 2 == 0 else ("idle", "flow")
+                results = {who: _run_child({"idle": True} if who == "idle" else config(rep), api_url) for who in order}
+            peaks["idle"].append(results["idle"]["peak_mb"])
+            peaks["flow"].append(results["flow"]["peak_mb"])
+            walls.append(results["flow"]["wall"])
     row = Row(
         "memory",
-        f"{IMAGES} × {IMAGE_BYTES // 1_000_000} MB",
+        f"{IMAGES} × {IMAGE_BYTES / 1_000_000:g} MB",
         "peak RSS (flow vs idle import)",
         "MB",
         median(peaks["flow"]),

@@ -18,10 +18,23 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from benchmarks._common import REPS, Row, aws_client, median, moto_server, run_alone
+from benchmarks._common import (
+    REPS,
+    ListingDiscovery,
+    NotificationDiscovery,
+    Row,
+    SensorState,
+    aws_client,
+    decide,
+    median,
+    moto_server,
+    pick,
+    run_alone,
+)
 
-SIZES = (1_000, 10_000)
-NEW = 10
+BASELINE = "`list` mode (the contender is `notifications` mode)"
+SIZES: tuple[int, ...] = pick((1_000, 10_000), (60,))
+NEW: int = pick(10, 2)
 ROOT = "curated/"
 QUIET = 60.0  # long enough that no dataset becomes ready during the benchmark
 
@@ -47,9 +60,6 @@ def _tracked(state: Any) -> int:
 
 
 def bench_size(s3: Any, sqs: Any, size: int) -> list[Row]:
-    from prefect_scenario.retraining.decisions import SensorState, decide
-    from prefect_scenario.retraining.discovery import ListingDiscovery, NotificationDiscovery
-
     bucket = f"bench-{size}"
     s3.create_bucket(Bucket=bucket)
     # 50 images per dataset: the most a LoRA takes.

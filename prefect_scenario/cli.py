@@ -272,18 +272,32 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# What the `emulator` extra installs beyond the runtime (moto only for the demo's local S3).
+_EXTRA_MODULES = {"scenario_emulator.server": ("uvicorn",), "scenario_emulator.demo": ("uvicorn", "moto")}
+
+
+def _installed(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
+
+
 def _emulator_entry(module: str) -> Callable[..., Any] | None:
     """The ``main`` of an emulator module, or None (with a one-line hint) without the extra."""
     import importlib
 
+    missing = [name for name in _EXTRA_MODULES.get(module, ()) if not _installed(name)]
     try:
-        return importlib.import_module(module).main  # type: ignore[no-any-return]
+        if not missing:
+            return importlib.import_module(module).main  # type: ignore[no-any-return]
     except ModuleNotFoundError as exc:
-        print(
-            f'error: the emulator is not installed ({exc.name} is missing): pip install "prefect-scenario[emulator]"',
-            file=sys.stderr,
-        )
-        return None
+        missing = [exc.name or module]
+    hint = 'pip install "prefect-scenario[emulator]"'
+    print(f"error: the emulator is not installed ({', '.join(missing)} missing): {hint}", file=sys.stderr)
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

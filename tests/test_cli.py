@@ -10,7 +10,7 @@ import pytest
 from prefect_scenario.cli import main
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import KEY, SECRET
-from tests.test_flows import png
+from tests.training.test_flows import png
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

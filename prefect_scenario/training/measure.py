@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from PIL import Image, UnidentifiedImageError
 
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError, InvalidInputError
-from prefect_scenario.retraining.datasets import PAIRS_FILE, is_image_key, parse_s3_uri
+from prefect_scenario.retraining.datasets import PAIRS_FILE, is_image_key, parse_dataset_uri
 from prefect_scenario.retraining.discovery import list_objects
 from prefect_scenario.training.captions import Pair, caption_name, check_caption, parse_caption, parse_pairs_jsonl
 from prefect_scenario.training.images import MAX_IMAGE_BYTES
@@ -318,7 +318,7 @@ def preflight_s3(client: S3ReadListClient, uri: str, *, options: PreflightOption
         >>> preflight_s3(boto3.client("s3"), "s3://studio-assets/curated/hero/").refused  # doctest: +SKIP
         False
     """
-    bucket, prefix = parse_s3_uri(uri)
+    bucket, prefix = parse_dataset_uri(uri)
     opts = options or PreflightOptions()
     sizes = {o.key[len(prefix) :]: o.size for o in list_objects(client, bucket, prefix).objects}
     files = []

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from tests.prefect_api import request
+
 __all__ = ["PrefectServer", "prefect_env", "running", "start_process", "stop_process"]
 
 BIN = Path(sys.executable).parent
@@ -73,7 +75,21 @@ class PrefectServer:
     def env(self, **extra: str) -> dict[str, str]:
         return prefect_env(self.home, self.api_url, **extra)
 
-    def start(self, timeout: float = 90.0) -> None:
+    def start(self, timeout: float = 180.0) -> None:
+        """Start the server and wait until it is healthy.
+
+        The port is free when picked but may be taken before the server binds it (another
+        test run on the machine): then the server is started again on a new port. The
+        timeout is generous: ~16 s on a quiet 2-core machine, over 90 s at a load of 18.
+        """
+        for _ in range(3):
+            if self._start_once(timeout):
+                return
+            self.port = _free_port()
+            self.api_url = f"http://127.0.0.1:{self.port}/api"
+        raise RuntimeError(f"prefect server could not bind a port: {self.log.read_text()[-2000:]}")
+
+    def _start_once(self, timeout: float) -> bool:
         env = prefect_env(
             self.home,
             # Schedules and the runner's polling are tuned for a test: seconds, not minutes.
@@ -81,6 +97,7 @@ class PrefectServer:
             PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
             PREFECT_UI_ENABLED="false",
         )
+        logged = self.log.stat().st_size if self.log.exists() else 0
         self.process = start_process(
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
             env,
@@ -89,13 +106,17 @@ class PrefectServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
+                output = self.log.read_text(errors="replace")[logged:]
+                if "address already in use" in output.lower():
+                    return False
+                raise RuntimeError(f"prefect server exited: {output[-2000:]}")
             try:
                 if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
-                    return
+                    return True
             except httpx.HTTPError:
-                pass
+                pass  # not up yet: the loop is this call's retry
             time.sleep(0.5)
+        stop_process(self.process)
         raise TimeoutError(f"prefect server not healthy after {timeout}s: {self.log.read_text()[-2000:]}")
 
     def stop(self) -> None:
@@ -103,14 +124,12 @@ class PrefectServer:
             stop_process(self.process)
 
     def post(self, path: str, body: Any) -> Any:
-        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=10)
-        response.raise_for_status()
-        return response.json()
+        """``POST`` to the API, retried on 429/502/503 and dropped connections as Prefect's client does."""
+        return request("POST", f"{self.api_url}{path}", json=body).json()
 
     def get(self, path: str) -> Any:
-        response = httpx.get(f"{self.api_url}{path}", timeout=10)
-        response.raise_for_status()
-        return response.json()
+        """``GET`` from the API, retried like :meth:`post`."""
+        return request("GET", f"{self.api_url}{path}").json()
 
 
 @contextmanager

@@ -5,7 +5,7 @@ class, a pattern its message must match, and afterwards an empty request log on
 the emulator (nothing reached it, so nothing was spent). Wrong credentials are
 the one case that needs the API to say no: one request, a 401, no retry.
 
-The older rows of ``tests/test_flows.py`` stay where they are; this table is the
+The older rows of ``tests/training/test_flows.py`` stay where they are; this table is the
 complete one.
 """
 

@@ -251,12 +251,12 @@ async def test_a_fleet_refuses_a_bad_job_before_any_request(fast_emulator: Emula
 async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emulator: EmulatorServer) -> None:
     import asyncio
 
-    import httpx
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.settings import PREFECT_API_URL
 
     from prefect_scenario.training.monitoring import artifact_key
+    from tests.prefect_api import arequest
 
     result = await train_lora(
         name="Visible Hero", training_type="flux.2-dev-lora", images=[png(300 + i) for i in range(3)],
@@ -283,11 +283,11 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emu
               "scenario.training.completed"}  # fmt: skip
     seen: set[str] = set()
     for _ in range(40):  # events are written asynchronously by the server
-        async with httpx.AsyncClient() as http:
-            response = await http.post(
-                f"{PREFECT_API_URL.value()}/events/filter",
-                json={"filter": {"resource": {"id": [resource]}}, "limit": 50},
-            )
+        response = await arequest(  # retried on the busy server's 503, as Prefect's client does
+            "POST",
+            f"{PREFECT_API_URL.value()}/events/filter",
+            json={"filter": {"resource": {"id": [resource]}}, "limit": 50},
+        )
         seen = {e["event"] for e in response.json()["events"]}
         if wanted <= seen:
             break
