@@ -50,6 +50,8 @@ class EmulatorConfig:
             (``None``: unlimited; 0 refuses every trigger). See :mod:`.limits`.
         team_image_cap: Plan limit: how many training images the team's models may hold.
         trigger_cooldown: Seconds a trigger must wait after the team's previous launch.
+        dataset_score_available: False answers 404 to the dataset score, as the real API
+            does for accounts or types it does not offer it to.
 
     Example:
         >>> config = EmulatorConfig(api_key="k", api_secret="s", train_seconds=0.5)
@@ -75,6 +77,7 @@ class EmulatorConfig:
     parallel_trainings: int | None = None
     team_image_cap: int | None = None
     trigger_cooldown: float = 0.0
+    dataset_score_available: bool = True
 
     def plan_limits(self) -> PlanLimits:
         """The plan limits these settings ask for (validated).

@@ -21,7 +21,7 @@ from prefect_scenario._logging import run_logger
 from prefect_scenario.api.client import MAX_BATCH_ASSET_IDS, ScenarioClient
 from prefect_scenario.api.models import TrainingImage
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.exceptions import InvalidImageError
+from prefect_scenario.exceptions import InvalidImageError, PlanLimitError
 from prefect_scenario.training.images import PreparedImage, hash_from_wire_name
 from prefect_scenario.training.reconcile import image_identity, on_model
 
@@ -108,9 +108,25 @@ async def upload_images(
         # A fresh model skips the (empty) read before uploading, and the duplicate check
         # after it unless an add was retried: a duplicate needs an add that landed twice.
         known_empty = model.status == "new" and model.training_images_number == 0
-        found, reconciled = await _upload_missing(client, model_id, images, concurrency, known_empty)
+        try:
+            found, reconciled = await _upload_missing(client, model_id, images, concurrency, known_empty)
+        except PlanLimitError as exc:
+            raise _dataset_ceiling(exc, model_id, len(images)) from None
         if reconciled or not known_empty:
             removed = await _remove_duplicates(client, model_id)
             if removed:
                 run_logger().warning("removed %d duplicate training image(s) left by a lost answer", removed)
         return found
+
+
+def _dataset_ceiling(error: PlanLimitError, model_id: str, images: int) -> PlanLimitError:
+    """The plan's dataset ceiling, said so that the user knows what to do (nothing was triggered)."""
+    if error.action_name != "add-training-image":
+        return error
+    message = (
+        f"the Scenario plan's dataset ceiling is reached (add-training-image, limit {error.action_limit} training "
+        f"images per team) while adding {images} images to {model_id}: trim the dataset or raise the plan; nothing "
+        "was triggered; a re-run with the same idempotency_key continues the same model"
+    )
+    fields = {k: getattr(error, k) for k in ("method", "path", "status_code", "request_id", "trace_id", "body")}
+    return PlanLimitError(message, action_name=error.action_name, action_limit=error.action_limit, **fields)

@@ -194,6 +194,8 @@ async def retrieve_job(request: Request) -> Response:
 async def dataset_score(request: Request) -> Response:
     """``GET /models/{id}/scores/training-dataset``: see :mod:`.scoring` for the formula."""
     emulator = emulator_of(request)
+    if not emulator.config.dataset_score_available:
+        raise ApiError(404, "Training dataset score is not available for this model")
     project = project_id(request)
     with emulator.store.transaction() as store:
         model = require_model(request)
