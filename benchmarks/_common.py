@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 # -- the package under test: every prefect_scenario name the benchmarks use ---------------
+from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.retraining.decisions import SensorState, decide
@@ -70,6 +71,7 @@ __all__ = [
     "NotificationDiscovery",
     "PollPolicy",
     "Row",
+    "ScenarioClient",
     "ScenarioCredentials",
     "SensorState",
     "TrainingParameters",

@@ -11,6 +11,8 @@ Example:
     >>> from prefect_scenario.api.models import TrainingProgress
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.5, remainingTimeMs=60_000))
     30.0
+    >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.9, remainingTimeMs=3_000))
+    3.25
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.99, remainingTimeMs=300))
     2.0
 """
@@ -28,8 +30,9 @@ __all__ = ["PollPolicy", "is_terminal", "next_poll_delay"]
 class PollPolicy:
     """Bounds of the poll delay, in seconds.
 
-    ``near_end`` is the interval once the predicted end is within ``near_end_window``;
-    it bounds how late a finished training is noticed. ``max_ids_per_request`` caps
+    Within ``near_end_window`` of the predicted end, the next poll is aimed just after it
+    (``end_margin``); a training that ends later than predicted is then polled every
+    ``near_end``, which bounds how late it is noticed. ``max_ids_per_request`` caps
     the ids of one ``get-bulk`` request. ``slot_check`` is how often a trigger refused by
     the plan's ``parallel-training`` ceiling looks for a free slot again. ``fraction`` of the remaining
     time is slept while far from the end, so the number of polls grows with the
@@ -38,12 +41,13 @@ class PollPolicy:
 
     minimum: float = 2.0
     near_end: float = 2.0
-    near_end_window: float = 2.0
-    fraction: float = 0.5
+    near_end_window: float = 4.0
+    end_margin: float = 0.25
+    fraction: float = 0.75
     queued: float = 5.0
     starting: float = 2.0
     unknown: float = 5.0
-    maximum: float = 60.0
+    maximum: float = 120.0
     max_ids_per_request: int = 50
     slot_check: float = 30.0
 
@@ -94,7 +98,10 @@ def _raw_delay(status: str, progress: TrainingProgress | None, policy: PollPolic
     if progress.remaining_time_ms is not None:
         remaining_s = progress.remaining_time_ms / 1000.0
         if remaining_s <= policy.near_end_window:
-            return policy.near_end
+            # Close enough to trust the prediction: look just after the predicted end (a late
+            # finish is then polled every ``near_end``), so a training is seen ending within
+            # about ``end_margin``, not a whole interval later.
+            return remaining_s + policy.end_margin
         # Aim at the end, keeping near_end_window of margin: a late finish still gets polled.
         return max(policy.near_end, min(remaining_s * policy.fraction, remaining_s - policy.near_end_window))
     if progress.progress is not None and progress.progress >= 0.95:
