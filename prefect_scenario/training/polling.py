@@ -10,7 +10,7 @@ product doc 10 s), and no rate limit is published, so we stay as polite as they 
 Example:
     >>> from prefect_scenario.api.models import TrainingProgress
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.5, remainingTimeMs=60_000))
-    30.0
+    45.0
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.9, remainingTimeMs=3_000))
     3.25
     >>> next_poll_delay("training", TrainingProgress(stage="running-train", progress=0.99, remainingTimeMs=300))

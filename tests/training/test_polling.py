@@ -19,8 +19,12 @@ P = PollPolicy()
         pytest.param(
             "training", TrainingProgress(stage="running-train", remainingTimeMs=600_000), 120.0, id="far-capped"
         ),
-        pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=10_000), 6.0, id="aimed-before-the-end"),
-        pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=3_000), 3.25, id="just-after-end"),
+        pytest.param(
+            "training", TrainingProgress(stage="running-train", remainingTimeMs=10_000), 6.0, id="aimed-before-the-end"
+        ),
+        pytest.param(
+            "training", TrainingProgress(stage="running-train", remainingTimeMs=3_000), 3.25, id="just-after-end"
+        ),
         pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=1_500), 2.0, id="margin"),
         pytest.param("training", TrainingProgress(stage="running-train", remainingTimeMs=800), 2.0, id="near-end"),
         pytest.param("training", TrainingProgress(stage="running-train", progress=0.97), 2.0, id="progress-only"),
