@@ -94,7 +94,8 @@ ScenarioCredentials(api_key="{KEY}", api_secret="{SECRET}", project_id="proj_can
             deployments = wait_for(
                 lambda: (
                     found
-                    if len(found := {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}) >= 2
+                    if {"train-lora", "train-lora-fleet"}
+                    <= set(found := {d["name"]: d for d in prefect_server.post("/deployments/filter", {})})
                     else None
                 ),
                 timeout=60,
