@@ -42,6 +42,7 @@ async def train_lora(
     upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
+    strict_preflight: bool = False,
 ) -> TrainingResult:
     """Train a standard LoRA: create the model, upload the images, train, wait.
 
@@ -72,12 +73,16 @@ async def train_lora(
         upload_concurrency: uploads in flight at once.
         aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
         poll_policy: the wait loop's poll delay bounds.
+        strict_preflight: refuse on every preflight warning too (near-duplicates, under
+            1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
+            the preflight's table artifact is ``scenario-preflight-<name>``.
 
     Returns:
         The :class:`TrainingResult`.
 
     Raises:
         InvalidInputError: bad input, before any request.
+        DatasetPreflightError: the dataset preflight refused it, before any request.
         TrainingFailed: the training failed (with the server's reason).
         TrainingTimeout: it did not end in time (it was cancelled).
         DatasetRejected: the dataset score was below ``min_dataset_score``.
@@ -107,7 +112,7 @@ async def train_lora(
             credentials=credentials, parameters=parameters,
             wait=wait, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key, force=force,
             min_dataset_score=min_dataset_score, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, poll_policy=poll_policy,
+            aws_credentials=aws_credentials, poll_policy=poll_policy, strict_preflight=strict_preflight,
         )
     )  # fmt: skip
 
@@ -127,6 +132,7 @@ async def train_edit_lora(
     upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
+    strict_preflight: bool = False,
 ) -> TrainingResult:
     """Train an edit LoRA from before/after pairs, each with an instruction.
 
@@ -145,12 +151,16 @@ async def train_edit_lora(
         upload_concurrency: uploads in flight at once.
         aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
         poll_policy: the wait loop's poll delay bounds.
+        strict_preflight: refuse on every preflight warning too (near-duplicates, under
+            1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
+            the preflight's table artifact is ``scenario-preflight-<name>``.
 
     Returns:
         The :class:`TrainingResult`.
 
     Raises:
         InvalidInputError: bad input, before any request.
+        DatasetPreflightError: the dataset preflight refused it, before any request.
         TrainingFailed: the training failed.
         TrainingTimeout: it did not end in time (it was cancelled).
 
@@ -165,6 +175,6 @@ async def train_edit_lora(
             name=name, training_type=training_type, pairs=pairs, credentials=credentials, parameters=parameters,
             wait=wait, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key, force=force,
             min_dataset_score=min_dataset_score, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, poll_policy=poll_policy,
+            aws_credentials=aws_credentials, poll_policy=poll_policy, strict_preflight=strict_preflight,
         )
     )  # fmt: skip

@@ -40,6 +40,7 @@ from prefect_scenario.catalog import (
 )
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError
+from prefect_scenario.training.dataset_preflight import run_flow_preflight
 from prefect_scenario.training.images import (
     ImageSource,
     PairSource,
@@ -201,6 +202,11 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
                 request.images or [], captions=request.captions, caption_prefix=request.caption_prefix, **options
             )
             items = sorted(_content(i) for i in images)
+        # The preflight runs on what was just read: it refuses before any request is sent.
+        await run_flow_preflight(
+            request.name, ttype.id, images=images, pairs=pairs, caption_prefix=request.caption_prefix,
+            strict=request.strict_preflight,
+        )  # fmt: skip
         request.durations["prepare"] = time.monotonic() - started
         key = request.idempotency_key or derive_idempotency_key(
             name=request.name, training_type=ttype.id, items=items, parameters=params
