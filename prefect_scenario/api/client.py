@@ -187,6 +187,16 @@ class ScenarioClient(HttpSeam):
             idempotent=True,
         )
 
+    async def update_asset_description(self, asset_id: str, description: str) -> None:
+        """``PUT /assets/{assetId}`` with ``description``: an image's caption (SDK ``assets.update``).
+
+        A training image's id is its asset id. Setting the same text twice changes nothing,
+        so it is retried like a read.
+        """
+        await self._request(
+            "PUT", f"/assets/{asset_id}", route="PUT /assets/{id}", json={"description": description}, idempotent=True
+        )
+
     async def set_training_pairs(self, model_id: str, pairs: Sequence[Mapping[str, str]]) -> PairsResult:
         """``PUT /models/{id}/training-images/pairs``: replaces all pairs, so it is idempotent."""
         data = await self._request(

@@ -61,6 +61,8 @@ class TrainingImage(WireModel):
     name: str | None = None
     download_url: str | None = Field(None, alias="downloadUrl")
     created_at: str | None = Field(None, alias="createdAt")
+    # The caption training reads: the asset's description (Scenario's skills, dataset-curation.md).
+    description: str | None = None
 
 
 class TrainingPair(WireModel):

@@ -16,7 +16,10 @@ A dataset is an S3 prefix holding training images and, optionally, a sidecar::
 Images directly under the root form one more dataset, the root itself. An image is a
 non-empty object whose name ends in ``.png``, ``.jpg``, ``.jpeg`` or ``.webp`` (any
 case) and whose file name does not start with ``.`` (``._01.png`` is macOS metadata,
-not an image). Everything else is ignored.
+not an image). A ``.txt`` with an image's stem is that image's caption (``01.txt``
+captions ``01.png``: the kohya_ss and ai-toolkit convention): it is content too, so a new
+or edited caption changes the dataset, but it is never an image. Everything else
+(``notes.txt`` beside no ``notes.png``) is ignored.
 
 The sidecar's format is described in :mod:`prefect_scenario.retraining.sidecar`.
 
@@ -54,8 +57,10 @@ __all__ = [
     "S3Object",
     "dataset_uri",
     "group_datasets",
+    "is_candidate",
     "is_image_key",
     "is_tracked",
+    "keep_captions_of_images",
     "normalize_etag",
     "normalize_prefix",
     "parse_dataset_uri",
@@ -149,6 +154,38 @@ def is_image_key(key: str) -> bool:
     if not base or base.startswith("."):
         return False
     return posixpath.splitext(base)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _caption_of(image_key: str) -> str:
+    return posixpath.splitext(image_key)[0] + ".txt"
+
+
+def keep_captions_of_images(names: Iterable[str]) -> set[str]:
+    """The names that count: images and sidecars as given, and the ``.txt`` of an image among them.
+
+    :func:`is_tracked` cannot tell a caption from a note by its name alone, so the callers
+    gather the candidates (``is_tracked`` or ``.txt``) and keep those this returns.
+
+    Example:
+        >>> sorted(keep_captions_of_images(["01.png", "01.txt", "notes.txt", "scenario.json"]))
+        ['01.png', '01.txt', 'scenario.json']
+    """
+    given = set(names)
+    captions = {_caption_of(n) for n in given if is_image_key(n)}
+    return {n for n in given if not n.lower().endswith(".txt") or n in captions}
+
+
+def is_candidate(name: str, size: int | None, *, ignore_sidecar_edits: bool = False) -> bool:
+    """:func:`is_tracked`, or a non-empty ``.txt`` that may caption an image (see :func:`keep_captions_of_images`).
+
+    Example:
+        >>> is_candidate("01.txt", 9), is_candidate("._01.txt", 9), is_candidate("01.txt", 0)
+        (True, False, False)
+    """
+    if is_tracked(name, size, ignore_sidecar_edits=ignore_sidecar_edits):
+        return True
+    base = posixpath.basename(name)
+    return (size is None or size > 0) and not base.startswith(".") and base.lower().endswith(".txt")
 
 
 def is_tracked(name: str, size: int | None, *, ignore_sidecar_edits: bool = False) -> bool:
@@ -273,12 +310,17 @@ def group_datasets(
         ['c/', 'c/a/']
     """
     root = normalize_prefix(root)
-    grouped: dict[str, list[S3Object]] = {}
+    grouped: dict[str, dict[str, S3Object]] = {}
     for obj in objects:
         split = split_key(root, obj.key)
         if split is None:
             continue
         prefix, name = split
-        if is_tracked(name, obj.size, ignore_sidecar_edits=ignore_sidecar_edits):
-            grouped.setdefault(prefix, []).append(obj)
-    return {prefix: Manifest(tuple(objs)) for prefix, objs in sorted(grouped.items())}
+        if is_candidate(name, obj.size, ignore_sidecar_edits=ignore_sidecar_edits):
+            grouped.setdefault(prefix, {})[name] = obj
+    manifests = {}
+    for prefix, objs in sorted(grouped.items()):
+        kept = keep_captions_of_images(objs)
+        if kept:
+            manifests[prefix] = Manifest(tuple(objs[n] for n in sorted(kept)))
+    return manifests

@@ -273,7 +273,9 @@ async def _train_spec_on_manifest(
         edited: TrainingResult = await train_edit_lora(pairs=pairs, **options)
         return edited
     images: list[Any] = [f"s3://{bucket}/{obj.key}" for obj in manifest.images]
-    trained: TrainingResult = await train_lora(images=images, **options)
+    # The sidecar's captions win over the .txt beside an image, which train_lora reads itself.
+    captions = {spec.dataset_uri + name: text for name, text in spec.captions.items()} or None
+    trained: TrainingResult = await train_lora(images=images, captions=captions, **options)
     return trained
 
 

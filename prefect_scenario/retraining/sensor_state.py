@@ -30,7 +30,8 @@ from prefect_scenario.retraining.datasets import (
     Manifest,
     S3Object,
     dataset_uri,
-    is_tracked,
+    is_candidate,
+    keep_captions_of_images,
     normalize_prefix,
     split_key,
 )
@@ -173,13 +174,13 @@ def observed_content(
             if split is None or not split[0].startswith(listed):
                 continue
             prefix, name = split
-            if is_tracked(name, obj.size, ignore_sidecar_edits=ignore_sidecar_edits):
+            if is_candidate(name, obj.size, ignore_sidecar_edits=ignore_sidecar_edits):
                 updates.setdefault(prefix, {})[name] = (obj.etag, obj.size)
         # Datasets under the listed prefix that the snapshot does not mention are gone.
         for prefix in state.datasets:
             if prefix.startswith(listed):
                 updates.setdefault(prefix, {})
-        return updates
+        return _captions_of_images(updates)
     for change in observed.changes:
         split = split_key(root, change.key) if change.bucket == state.bucket else None
         if split is None:
@@ -188,12 +189,18 @@ def observed_content(
         if prefix not in updates:
             known = state.datasets.get(prefix)
             updates[prefix] = dict(known.objects) if known is not None else {}
-        if not change.removed and is_tracked(name, change.size, ignore_sidecar_edits=ignore_sidecar_edits):
+        if not change.removed and is_candidate(name, change.size, ignore_sidecar_edits=ignore_sidecar_edits):
             updates[prefix][name] = (change.etag or "", change.size or 0)
         else:
             # Removed, emptied (zero bytes), or not ours to track: in a listing it would be absent.
             updates[prefix].pop(name, None)
-    return updates
+    return _captions_of_images(updates)
+
+
+def _captions_of_images(updates: dict[str, Objects]) -> dict[str, Objects]:
+    # A .txt counts only beside its image. From notifications, a caption that arrives before
+    # its image is dropped until the next listing (or an edit of it) brings it back.
+    return {prefix: {n: objs[n] for n in keep_captions_of_images(objs)} for prefix, objs in updates.items()}
 
 
 def check_aware(now: datetime) -> None:

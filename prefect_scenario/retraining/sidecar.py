@@ -7,6 +7,8 @@ A sidecar, at most one per dataset, at its top level::
     parameters: {rank: 32}              # training parameters, wire or snake_case names
     pairs:                              # edit types only; or a pairs.jsonl next to it
       - {before: before/01.jpg, after: after/01.jpg, instruction: put it on a beach}
+    captions:                           # standard types only; win over 01.txt beside 01.png
+      01.png: KAEL_07, a knight in silver armour
 
 Without a sidecar, the sensor's own parameters give the type and name; a name given
 nowhere defaults to the dataset's folder name. :func:`parse_dataset_spec` is pure (the
@@ -75,6 +77,7 @@ class _Sidecar(BaseModel):
     model_name: str | None = Field(None, validation_alias=AliasChoices("name", "model_name", "modelName"), min_length=1)
     parameters: dict[str, Any] | None = None
     pairs: list[Pair] | None = None
+    captions: dict[str, str] | None = None
 
 
 class DatasetSpec(BaseModel):
@@ -97,6 +100,9 @@ class DatasetSpec(BaseModel):
     pairs: tuple[Pair, ...] = Field(default=(), description="Before/after pairs, for edit types only.")
     sidecar: str | None = Field(None, description="The URI of the sidecar the spec was read from, if any.")
     pairs_file: str | None = Field(None, description="The URI of the pairs.jsonl the pairs were read from, if any.")
+    captions: dict[str, str] = Field(
+        default_factory=dict, description="Captions by image key relative to the dataset prefix (standard types)."
+    )
 
     @property
     def edit(self) -> bool:
@@ -222,7 +228,12 @@ def parse_dataset_spec(
     pairs, pairs_uri = _pairs(parsed, pairs_jsonl, uri, source)
     ttype, parameters = _type_and_parameters(parsed, training_type, pairs, source, pairs_uri if pairs else None)
     name = parsed.model_name or model_name or posixpath.basename(uri.rstrip("/")) or uri
+    if parsed.captions and ttype.edit:
+        raise InvalidDatasetError(
+            f"{source}: captions are for standard types; an edit pair's instruction is its caption"
+        )
     return DatasetSpec(
+        captions=parsed.captions or {},
         dataset_uri=uri,
         training_type=ttype.id,
         model_name=name,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from prefect_scenario.exceptions import InvalidDatasetError
 from prefect_scenario.training.preflight import Finding
@@ -27,6 +28,8 @@ __all__ = [
     "CAPTION_SUFFIX",
     "MAX_CAPTION_CHARS",
     "Pair",
+    "apply_caption_prefix",
+    "caption_beside",
     "caption_name",
     "check_caption",
     "parse_caption",
@@ -119,6 +122,54 @@ def read_caption(image_path: str | Path) -> str | None:
     if not path.is_file():
         return None
     return parse_caption(path.read_bytes(), source=str(path))
+
+
+def apply_caption_prefix(caption: str, prefix: str | None, *, source: str) -> str:
+    """``prefix + caption`` (unless the caption starts with it already), checked again.
+
+    Example:
+        >>> apply_caption_prefix("a knight", "KAEL_07, ", source="01.txt")
+        'KAEL_07, a knight'
+        >>> apply_caption_prefix("KAEL_07 in the rain", "KAEL_07, ", source="01.txt")
+        'KAEL_07 in the rain'
+    """
+    # The prefix's trigger word already leads the caption: prefixing again would repeat it.
+    if not prefix or caption.startswith(prefix.strip().rstrip(",;:").strip()):
+        return caption
+    return check_caption(prefix + caption, source=source)
+
+
+def caption_beside(source: str | Path | bytes, s3_client: Any = None) -> str | None:
+    """The caption in the ``.txt`` beside a local or ``s3://`` image, or None when there is none.
+
+    Raises:
+        InvalidDatasetError: the caption file is not UTF-8, is empty, is too long, or S3
+            refused to read it (other than "no such key").
+
+    Example:
+        >>> caption_beside(b"raw bytes have no file beside them") is None
+        True
+    """
+    if isinstance(source, bytes):
+        return None
+    if isinstance(source, str) and source.startswith("s3://"):
+        bucket, _, key = source[len("s3://") :].partition("/")
+        return _download_caption(s3_client, bucket, caption_name(key))
+    return read_caption(source)
+
+
+def _download_caption(s3_client: Any, bucket: str, key: str) -> str | None:
+    from botocore.exceptions import ClientError
+
+    uri = f"s3://{bucket}/{key}"
+    try:
+        body: bytes = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        if code in {"NoSuchKey", "404", "NotFound"}:
+            return None
+        raise InvalidDatasetError(f"{uri}: cannot read the caption from S3 ({code})") from None
+    return parse_caption(body, source=uri)
 
 
 def parse_pairs_jsonl(data: bytes, *, source: str) -> tuple[list[Pair], list[Finding]]:

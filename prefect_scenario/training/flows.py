@@ -31,6 +31,8 @@ async def train_lora(
     training_type: str,
     images: list[ImageSource],
     credentials: ScenarioCredentials | None = None,
+    captions: dict[str, str] | None = None,
+    caption_prefix: str | None = None,
     parameters: TrainingParameters | dict[str, Any] | None = None,
     wait: bool = True,
     timeout_seconds: float = 4 * 3600,
@@ -40,12 +42,14 @@ async def train_lora(
     upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
+    strict_preflight: bool = False,
 ) -> TrainingResult:
     """Train a standard LoRA: create the model, upload the images, train, wait.
 
     Everything is checked before the first request: the type, the parameters, the
-    number of images, and every image (readable PNG/JPEG/WebP, extension matching
-    the content, not empty or oversized, no exact duplicates).
+    number of images, every image (readable PNG/JPEG/WebP, extension matching the
+    content, not empty or oversized, no exact duplicates) and every caption (UTF-8,
+    not empty, at most 2,000 characters).
 
     Args:
         name: the model name (also the flow run name, ``scenario-train-lora-{name}``).
@@ -53,6 +57,11 @@ async def train_lora(
         images: local paths, bytes, ``s3://bucket/key`` URIs or existing ``asset_…`` ids.
         credentials: a ``ScenarioCredentials`` block, or None for the ``SCENARIO_*``
             environment variables.
+        captions: captions by image (the source as given, or its file name); an image
+            not in it is captioned by the UTF-8 ``<stem>.txt`` beside it (local or S3),
+            if any, else Scenario captions it itself. Each becomes the image's asset
+            description, which Scenario trains on; a changed caption trains again.
+        caption_prefix: put at the start of every caption, e.g. a trigger word ``"KAEL_07, "``.
         parameters: training parameters (wire or snake_case names).
         wait: wait for the training to end (else return once it started).
         timeout_seconds: how long to wait; on timeout the remote training is cancelled.
@@ -64,12 +73,16 @@ async def train_lora(
         upload_concurrency: uploads in flight at once.
         aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
         poll_policy: the wait loop's poll delay bounds.
+        strict_preflight: refuse on every preflight warning too (near-duplicates, under
+            1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
+            the preflight's table artifact is ``scenario-preflight-<name>``.
 
     Returns:
         The :class:`TrainingResult`.
 
     Raises:
         InvalidInputError: bad input, before any request.
+        DatasetPreflightError: the dataset preflight refused it, before any request.
         TrainingFailed: the training failed (with the server's reason).
         TrainingTimeout: it did not end in time (it was cancelled).
         DatasetRejected: the dataset score was below ``min_dataset_score``.
@@ -95,10 +108,11 @@ async def train_lora(
     """
     return await run_training(
         TrainingRequest(
-            name=name, training_type=training_type, images=images, credentials=credentials, parameters=parameters,
+            name=name, training_type=training_type, images=images, captions=captions, caption_prefix=caption_prefix,
+            credentials=credentials, parameters=parameters,
             wait=wait, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key, force=force,
             min_dataset_score=min_dataset_score, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, poll_policy=poll_policy,
+            aws_credentials=aws_credentials, poll_policy=poll_policy, strict_preflight=strict_preflight,
         )
     )  # fmt: skip
 
@@ -118,6 +132,7 @@ async def train_edit_lora(
     upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
+    strict_preflight: bool = False,
 ) -> TrainingResult:
     """Train an edit LoRA from before/after pairs, each with an instruction.
 
@@ -136,12 +151,16 @@ async def train_edit_lora(
         upload_concurrency: uploads in flight at once.
         aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
         poll_policy: the wait loop's poll delay bounds.
+        strict_preflight: refuse on every preflight warning too (near-duplicates, under
+            1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
+            the preflight's table artifact is ``scenario-preflight-<name>``.
 
     Returns:
         The :class:`TrainingResult`.
 
     Raises:
         InvalidInputError: bad input, before any request.
+        DatasetPreflightError: the dataset preflight refused it, before any request.
         TrainingFailed: the training failed.
         TrainingTimeout: it did not end in time (it was cancelled).
 
@@ -156,6 +175,6 @@ async def train_edit_lora(
             name=name, training_type=training_type, pairs=pairs, credentials=credentials, parameters=parameters,
             wait=wait, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key, force=force,
             min_dataset_score=min_dataset_score, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, poll_policy=poll_policy,
+            aws_credentials=aws_credentials, poll_policy=poll_policy, strict_preflight=strict_preflight,
         )
     )  # fmt: skip

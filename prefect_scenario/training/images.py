@@ -7,6 +7,13 @@ PNG, JPEG or WebP whose extension matches its content, not empty, not over
 :data:`MAX_IMAGE_BYTES`), hashes it, and keeps it on disk rather than in memory,
 so a 50 × 8 MB dataset costs disk, not RAM.
 
+A standard image's caption is, in this order: the caller's (``captions``, keyed by the
+source as given or its file name), else the UTF-8 ``<image stem>.txt`` beside it (a
+local file or an S3 object), the convention of kohya_ss and ai-toolkit
+(:mod:`prefect_scenario.training.captions`). ``caption_prefix`` (a trigger word such as
+``"KAEL_07, "``) starts every caption. Edit pairs have no captions: their instruction is
+what an edit LoRA learns.
+
 Each image goes to Scenario named ``<sha256[:16]>_<file name>``: that prefix is how a
 re-run recognises the images a crashed run already uploaded.
 
@@ -28,7 +35,7 @@ import io
 import re
 import tempfile
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -36,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, UnidentifiedImageError
 
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError
+from prefect_scenario.training.captions import apply_caption_prefix, caption_beside, check_caption
 
 if TYPE_CHECKING:  # pragma: no cover
     from prefect_aws import AwsCredentials
@@ -78,6 +86,8 @@ class PreparedImage:
     path: Path | None = None
     data: bytes | None = None
     asset_id: str | None = None
+    caption: str | None = None
+    dhash: int | None = None
 
     @property
     def wire_name(self) -> str:
@@ -131,6 +141,7 @@ def check_image(data: bytes, *, name: str, source: str | None = None) -> Prepare
             # verify() misses truncated pixel data; decoding it does not.
             with Image.open(io.BytesIO(data)) as full:
                 full.load()
+                bits = _dhash(full)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImageError(f"{where}: not a readable image ({type(exc).__name__})", source=where) from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -153,7 +164,16 @@ def check_image(data: bytes, *, name: str, source: str | None = None) -> Prepare
         size=len(data),
         width=width,
         height=height,
+        dhash=bits,
     )
+
+
+def _dhash(image: Image.Image) -> int:
+    # measure.py imports this module: import it when first used. The hash is taken here,
+    # off the already decoded image, so the preflight never reads an image a second time.
+    from prefect_scenario.training.measure import dhash
+
+    return dhash(image)
 
 
 def _describe(source: ImageSource, index: int) -> str:
@@ -166,6 +186,13 @@ def _is_asset_id(source: ImageSource) -> bool:
     return isinstance(source, str) and source.startswith("asset_") and "/" not in source
 
 
+def _given_caption(captions: Mapping[str, str], image: PreparedImage) -> str | None:
+    for key in (image.source, image.name):
+        if key in captions:
+            return check_caption(captions[key], source=f"the caption of {key}")
+    return None
+
+
 async def _load_one(
     source: ImageSource,
     index: int,
@@ -173,7 +200,19 @@ async def _load_one(
     workdir: Path,
     aws_credentials: AwsCredentials | None,
     s3_client: Any,
+    captions: Mapping[str, str] | None = None,
 ) -> PreparedImage:
+    """The checked image; with ``captions`` (standard images), its caption too."""
+    image = await _load_image(source, index, workdir=workdir, s3_client=s3_client)
+    if captions is None:
+        return image
+    caption = _given_caption(captions, image)
+    if caption is None and image.asset_id is None:
+        caption = await asyncio.to_thread(caption_beside, source, s3_client)
+    return replace(image, caption=caption)
+
+
+async def _load_image(source: ImageSource, index: int, *, workdir: Path, s3_client: Any) -> PreparedImage:
     where = _describe(source, index)
     if isinstance(source, bytes):
         image = check_image(source, name=f"image-{index + 1:03d}", source=where)
@@ -222,21 +261,41 @@ async def prepare_images(
     aws_credentials: AwsCredentials | None = None,
     workdir: Path | None = None,
     concurrency: int = 4,
+    captions: Mapping[str, str] | None = None,
+    caption_prefix: str | None = None,
 ) -> list[PreparedImage]:
-    """Read and check every source; refuse exact duplicates.
+    """Read and check every source and its caption; refuse exact duplicates.
 
     S3 objects are staged in ``workdir`` (a temporary directory the caller keeps
     until the upload is done); nothing but file names stays in memory.
 
+    Args:
+        sources: Paths, bytes, ``s3://`` URIs or asset ids.
+        aws_credentials: For ``s3://`` sources (and their ``.txt`` captions).
+        workdir: Where S3 objects are staged.
+        concurrency: Sources read at once.
+        captions: Captions by source (as given) or file name; they win over ``.txt`` files.
+        caption_prefix: Put at the start of every caption (a trigger word).
+
     Raises:
         InvalidImageError: a source is not a usable image.
-        InvalidDatasetError: two sources hold the same image.
+        InvalidDatasetError: two sources hold the same image; a caption is not UTF-8,
+            empty or too long; ``captions`` names no given image.
     """
+    given = dict(captions or {})
     images = await prepare_images_allowing_reuse(
-        sources, aws_credentials=aws_credentials, workdir=workdir, concurrency=concurrency
+        sources, aws_credentials=aws_credentials, workdir=workdir, concurrency=concurrency, captions=given
     )
     refuse_duplicates(images)
-    return images
+    unknown = sorted(set(given) - {key for i in images for key in (i.source, i.name)})
+    if unknown:
+        raise InvalidDatasetError(f"captions are given for images that are not in the dataset: {', '.join(unknown)}")
+    return [
+        replace(i, caption=apply_caption_prefix(i.caption, caption_prefix, source=f"the caption of {i.source}"))
+        if i.caption is not None
+        else i
+        for i in images
+    ]
 
 
 def refuse_duplicates(images: Iterable[PreparedImage]) -> None:
@@ -307,8 +366,12 @@ async def prepare_images_allowing_reuse(
     aws_credentials: AwsCredentials | None = None,
     workdir: Path | None = None,
     concurrency: int = 4,
+    captions: Mapping[str, str] | None = None,
 ) -> list[PreparedImage]:
-    """Like :func:`prepare_images`, but one image may appear in several pairs."""
+    """Like :func:`prepare_images`, but one image may appear in several pairs.
+
+    Captions are read only when ``captions`` is given (an empty mapping reads the ``.txt`` files).
+    """
     workdir = workdir or Path(tempfile.mkdtemp(prefix="prefect-scenario-"))
     needs_s3 = any(isinstance(s, str) and s.startswith("s3://") for s in sources)
     s3_client = aws_credentials.get_s3_client() if (needs_s3 and aws_credentials is not None) else None
@@ -316,6 +379,8 @@ async def prepare_images_allowing_reuse(
 
     async def load(index: int, source: ImageSource) -> PreparedImage:
         async with limit:
-            return await _load_one(source, index, workdir=workdir, aws_credentials=aws_credentials, s3_client=s3_client)
+            return await _load_one(
+                source, index, workdir=workdir, aws_credentials=aws_credentials, s3_client=s3_client, captions=captions
+            )
 
     return list(await asyncio.gather(*(load(i, s) for i, s in enumerate(sources))))

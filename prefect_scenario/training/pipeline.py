@@ -2,7 +2,7 @@
 
 Everything that can be checked is checked before the first request (training type,
 parameters, dataset size, every image). Every run has an idempotency key derived from
-what defines the training (name, type, image hashes, parameters) and recorded on its
+what defines the training (name, type, image hashes and captions, parameters) and recorded on its
 model, so running the same flow again after a crash continues the same model, and an
 identical dataset that already trained returns the existing model without spending
 credits (unless ``force``).
@@ -40,6 +40,7 @@ from prefect_scenario.catalog import (
 )
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError
+from prefect_scenario.training.dataset_preflight import run_flow_preflight
 from prefect_scenario.training.images import (
     ImageSource,
     PairSource,
@@ -119,6 +120,9 @@ class TrainingRequest:
     training_type: str
     credentials: ScenarioCredentials | None = None
     images: list[ImageSource] | None = None
+    captions: dict[str, str] | None = None
+    caption_prefix: str | None = None
+    strict_preflight: bool = False
     pairs: list[PairSource | dict[str, Any]] | None = None
     parameters: TrainingParameters | dict[str, Any] | None = None
     wait: bool = True
@@ -143,6 +147,8 @@ class TrainingRequest:
             raise ConfigurationError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
         if self.upload_concurrency < 1:
             raise ConfigurationError(f"upload_concurrency must be at least 1, got {self.upload_concurrency}")
+        if ttype.edit and (self.captions is not None or self.caption_prefix is not None):
+            raise ConfigurationError("captions are for standard types: an edit pair's instruction is its caption")
         if ttype.edit and self.pairs is None:
             raise wrong_kind(ttype, "train_edit_lora with before/after pairs")
         if not ttype.edit and self.pairs is not None:
@@ -160,6 +166,17 @@ def wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
 
 def _identity(image: PreparedImage) -> str:
     return image.sha256 or f"asset:{image.asset_id}"
+
+
+def _content(image: PreparedImage) -> str:
+    """An image's part of the run key: its content and, when it has one, its caption.
+
+    A caption is dataset content (it is what the LoRA learns the image as), so changing
+    one changes the key and trains again. An uncaptioned image keys as before captions existed.
+    """
+    if image.caption is None:
+        return _identity(image)
+    return f"{_identity(image)}:{hashlib.sha256(image.caption.encode()).hexdigest()}"
 
 
 async def run_training(request: TrainingRequest) -> TrainingResult:
@@ -181,8 +198,15 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
             pairs = await prepare_pairs(request.pairs, **options)
             items = [[_identity(p.before), _identity(p.after), p.instruction] for p in pairs]
         else:
-            images = await prepare_images(request.images or [], **options)
-            items = sorted(_identity(i) for i in images)
+            images = await prepare_images(
+                request.images or [], captions=request.captions, caption_prefix=request.caption_prefix, **options
+            )
+            items = sorted(_content(i) for i in images)
+        # The preflight runs on what was just read: it refuses before any request is sent.
+        await run_flow_preflight(
+            request.name, ttype.id, images=images, pairs=pairs, caption_prefix=request.caption_prefix,
+            strict=request.strict_preflight,
+        )  # fmt: skip
         request.durations["prepare"] = time.monotonic() - started
         key = request.idempotency_key or derive_idempotency_key(
             name=request.name, training_type=ttype.id, items=items, parameters=params

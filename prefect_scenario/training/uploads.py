@@ -5,6 +5,12 @@ Images are recognised by the content hash in their name
 After a failed add, the reconcile step re-reads the model before anything is sent again;
 a fresh model skips the first read and, unless an add was retried, the duplicate check.
 
+Captions are set after the images are on the model: an image's caption becomes its
+asset's description (the text Scenario trains on, per Scenario's skills,
+``references/dataset-curation.md``), written only where the description the model's
+training images carry differs, so a re-run rewrites nothing and a changed caption is
+rewritten without uploading its image again.
+
 Example:
     >>> from prefect_scenario.api.models import TrainingImage
     >>> on_model([TrainingImage(id="asset_1", name="0123456789abcdef_a.png")])
@@ -25,7 +31,7 @@ from prefect_scenario.exceptions import InvalidImageError, PlanLimitError
 from prefect_scenario.training.images import PreparedImage, hash_from_wire_name
 from prefect_scenario.training.reconcile import image_identity, on_model
 
-__all__ = ["on_model", "upload_images"]
+__all__ = ["on_model", "set_captions", "upload_images"]
 
 
 async def _current_images(client: ScenarioClient, model_id: str) -> list[TrainingImage]:
@@ -99,10 +105,33 @@ async def _remove_duplicates(client: ScenarioClient, model_id: str) -> int:
     return removed
 
 
+async def set_captions(
+    client: ScenarioClient, model_id: str, images: Sequence[PreparedImage], found: dict[str, str], concurrency: int
+) -> int:
+    """Write each captioned image's caption as its asset's description, where it differs; how many were written."""
+    wanted = {found[image_identity(i)]: i.caption for i in images if i.caption is not None}
+    if not wanted:
+        return 0
+    current = {i.id: i.description for i in await _current_images(client, model_id)}
+    stale = [(asset_id, caption) for asset_id, caption in wanted.items() if current.get(asset_id) != caption]
+    limit = asyncio.Semaphore(max(1, concurrency))
+
+    async def write(asset_id: str, caption: str) -> None:
+        async with limit:
+            await client.update_asset_description(asset_id, caption)
+
+    await asyncio.gather(*(write(a, c) for a, c in stale))
+    return len(stale)
+
+
 async def upload_images(
     credentials: ScenarioCredentials, model_id: str, images: list[PreparedImage], concurrency: int
 ) -> dict[str, str]:
-    """Put ``images`` on the model, each once, ``concurrency`` at a time; identity → training image id."""
+    """Put ``images`` on the model, each once, ``concurrency`` at a time, with their captions.
+
+    Returns:
+        Identity → training image id (the image's asset id).
+    """
     async with credentials.get_client() as client:
         model = await client.get_model(model_id)
         # A fresh model skips the (empty) read before uploading, and the duplicate check
@@ -116,6 +145,8 @@ async def upload_images(
             removed = await _remove_duplicates(client, model_id)
             if removed:
                 run_logger().warning("removed %d duplicate training image(s) left by a lost answer", removed)
+        if written := await set_captions(client, model_id, images, found, concurrency):
+            run_logger().info("set %d caption(s) on %s", written, model_id)
         return found
 
 

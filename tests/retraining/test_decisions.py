@@ -97,7 +97,29 @@ SEVEN = images("hero", 7)
 VILLAIN = images("villain", 5)
 IDLE = [Step(600 + 60 * i, SIX, []) for i in range(20)]
 
+CAPTIONS = [obj(f"hero/{i:03d}.txt", f"c{i}") for i in range(6)]
+EDITED_CAPTION = [*CAPTIONS[:2], obj("hero/002.txt", "c2-edited"), *CAPTIONS[3:]]
+
 SCENARIOS = {
+    "an-edited-caption-retrains-once": Scenario(
+        [
+            Step(0, SIX + CAPTIONS, ["hero:waiting"]),
+            Step(60, SIX + CAPTIONS, ["hero:ready"], confirm=True),
+            *[Step(120 + 60 * i, SIX + CAPTIONS, []) for i in range(3)],
+            Step(400, SIX + EDITED_CAPTION, ["hero:waiting"]),
+            Step(460, SIX + EDITED_CAPTION, ["hero:ready"], confirm=True),
+            *[Step(520 + 60 * i, SIX + EDITED_CAPTION, []) for i in range(3)],
+        ]
+    ),
+    "a-new-caption-retrains-once": Scenario(
+        [
+            Step(0, SIX, ["hero:waiting"]),
+            Step(60, SIX, ["hero:ready"], confirm=True),
+            Step(400, [*SIX, obj("hero/000.txt")], ["hero:waiting"]),
+            Step(460, [*SIX, obj("hero/000.txt")], ["hero:ready"], confirm=True),
+            Step(520, [*SIX, obj("hero/000.txt")], []),
+        ]
+    ),
     "first-sighting-waits-then-ready": Scenario(
         [Step(0, SIX, ["hero:waiting"]), Step(59, SIX, ["hero:waiting"]), Step(60, SIX, ["hero:ready"])]
     ),
@@ -542,3 +564,21 @@ def test_state_that_is_not_a_state_is_refused_clearly() -> None:
 @pytest.mark.parametrize("module", [decisions, sensor_state], ids=lambda m: m.__name__.rsplit(".", 1)[1])
 def test_module_examples_run(module: Any) -> None:
     assert doctest.testmod(module).failed == 0
+
+
+def test_a_caption_is_content_but_never_an_image() -> None:
+    _, history = run(SCENARIOS["an-edited-caption-retrains-once"].steps)
+    ready = [d for cycle in history for d in cycle if d.kind is DecisionKind.READY]
+    assert len(ready) == 2 and ready[0].idempotency_key != ready[1].idempotency_key
+    assert ready[1].image_count == 6 and "curated/hero/002.txt" in ready[1].manifest.keys
+    assert all(o.key.endswith(".png") for o in ready[1].manifest.images)
+
+
+def test_a_caption_change_set_decides_like_a_listing() -> None:
+    state = SensorState(bucket=BUCKET, prefix=ROOT)
+    listed = SIX + CAPTIONS
+    changes = ChangeSet(BUCKET, ROOT, tuple(ObjectChange(BUCKET, o.key, False, o.etag, o.size) for o in listed))
+    via_changes, _ = decide(state, changes, T0, quiet_period=0)
+    via_listing, _ = decide(state, Listing(BUCKET, ROOT, tuple(listed)), T0, quiet_period=0)
+    assert via_changes.datasets == via_listing.datasets
+    assert "000.txt" in via_listing.datasets["curated/hero/"].objects

@@ -180,3 +180,25 @@ def test_a_saved_block_is_passed_by_reference() -> None:
     assert retrain.parameters["credentials"] == {"$ref": {"block_document_slug": "scenario-credentials/emu"}}
     assert cron.parameters["credentials"] == retrain.parameters["credentials"]
     assert sensor.parameters["retrain_deployment"] == "scenario-retrain-from-s3/retrain-from-s3"
+
+
+async def test_s3_captions_and_sidecar_captions_become_descriptions(
+    s3_client: Any, moto_endpoint: str, fast_emulator: EmulatorServer
+) -> None:
+    make_bucket(s3_client)
+    aws = aws_for(moto_endpoint)
+    put_images(s3_client, "studio-assets", "curated/kael/", range(5))
+    for seed in range(5):
+        s3_client.put_object(Bucket="studio-assets", Key=f"curated/kael/img-{seed:03d}.txt", Body=f"pose {seed}")
+    sidecar = {"type": "flux.2-dev-lora", "captions": {"img-001.png": "KAEL_07 in the rain"}}
+    s3_client.put_object(Bucket="studio-assets", Key="curated/kael/scenario.json", Body=json.dumps(sidecar))
+    creds = credentials_for(fast_emulator)
+    result = await retrain_from_s3(
+        "s3://studio-assets/curated/kael/", aws_credentials=aws, credentials=creds, poll_policy=FAST_POLL
+    )
+    assert result.images == 5  # the .txt files are captions, not images
+    async with creds.get_client() as client:
+        trained = (await client.get_models_bulk([result.model_id], all_training_images=True))[0].training_images
+    captions = {(i.name or "").split("_", 1)[1]: i.description for i in trained}
+    assert captions["img-001.png"] == "KAEL_07 in the rain"  # the sidecar wins over img-001.txt
+    assert captions["img-003.png"] == "pose 3"
