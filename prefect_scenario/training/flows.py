@@ -106,15 +106,8 @@ async def train_lora(
         >>> asyncio.run(main())
         'trained'
     """
-    return await run_training(
-        TrainingRequest(
-            name=name, training_type=training_type, images=images, captions=captions, caption_prefix=caption_prefix,
-            credentials=credentials, parameters=parameters,
-            wait=wait, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key, force=force,
-            min_dataset_score=min_dataset_score, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, poll_policy=poll_policy, strict_preflight=strict_preflight,
-        )
-    )  # fmt: skip
+    # Every parameter of the flow is a field of the request, by the same name.
+    return await run_training(TrainingRequest(**locals()))
 
 
 @scenario_flow(name="scenario-train-edit-lora", flow_run_name="scenario-train-edit-lora-{name}", **run_hooks())
@@ -170,11 +163,5 @@ async def train_edit_lora(
         ...                 credentials=credentials).pairs
         3
     """
-    return await run_training(
-        TrainingRequest(
-            name=name, training_type=training_type, pairs=pairs, credentials=credentials, parameters=parameters,
-            wait=wait, timeout_seconds=timeout_seconds, idempotency_key=idempotency_key, force=force,
-            min_dataset_score=min_dataset_score, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, poll_policy=poll_policy, strict_preflight=strict_preflight,
-        )
-    )  # fmt: skip
+    # Every parameter of the flow is a field of the request, by the same name.
+    return await run_training(TrainingRequest(**locals()))

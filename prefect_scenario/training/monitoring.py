@@ -124,6 +124,17 @@ def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
     return lambda: _LISTENERS.remove(listener)
 
 
+async def show_progress(artifact: UUID | None, key: str, percent: float, description: str) -> UUID | None:
+    """Create the progress artifact, or update it; return its id (monitoring never fails a training)."""
+    try:
+        if artifact is None:
+            return await acreate_progress_artifact(percent, key=key, description=description)
+        await aupdate_progress_artifact(artifact, percent, description=description)
+    except Exception as exc:
+        _log.warning("progress artifact %s not updated: %s", key, type(exc).__name__)
+    return artifact
+
+
 class ProgressReporter:
     """Keeps a progress artifact and progress events in step with a training.
 
@@ -140,13 +151,7 @@ class ProgressReporter:
 
     async def note(self, description: str, percent: float = 0.0) -> None:
         """Show a line on the progress artifact (e.g. waiting for a training slot) before the training starts."""
-        try:
-            if self._artifact is None:
-                self._artifact = await acreate_progress_artifact(percent, key=self.key, description=description)
-            else:
-                await aupdate_progress_artifact(self._artifact, percent, description=description)
-        except Exception as exc:
-            _log.warning("progress artifact not updated: %s", type(exc).__name__)
+        self._artifact = await show_progress(self._artifact, self.key, percent, description)
 
     async def update(self, model: Model) -> None:
         self.model = model
@@ -155,13 +160,7 @@ class ProgressReporter:
         progress = model.training_progress
         percent = progress_percent(model.status, progress)
         description = f"{model.name or model.id}: {describe_progress(model.status, progress)}"
-        try:
-            if self._artifact is None:
-                self._artifact = await acreate_progress_artifact(percent, key=self.key, description=description)
-            else:
-                await aupdate_progress_artifact(self._artifact, percent, description=description)
-        except Exception as exc:
-            _log.warning("progress artifact not updated: %s", type(exc).__name__)
+        self._artifact = await show_progress(self._artifact, self.key, percent, description)
         stage = progress.stage if progress else model.status
         decile = int(percent // 10)
         if model.status == "training" and (stage != self._last_stage or decile > self._last_decile):
@@ -202,13 +201,7 @@ class FleetReporter:
         mean = sum(percents) / max(1, len(percents))
         done = sum(1 for m in self.models.values() if m is not None and m.is_terminal)
         description = f"{done}/{len(self.models)} trainings finished"
-        try:
-            if self._artifact is None:
-                self._artifact = await acreate_progress_artifact(mean, key=self.key, description=description)
-            else:
-                await aupdate_progress_artifact(self._artifact, mean, description=description)
-        except Exception as exc:
-            _log.warning("fleet progress artifact not updated: %s", type(exc).__name__)
+        self._artifact = await show_progress(self._artifact, self.key, mean, description)
 
 
 def dataset_score_rows(score: DatasetScore) -> list[dict[str, str]]:
