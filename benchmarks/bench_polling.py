@@ -137,7 +137,7 @@ async def _lookup(full_scan: bool) -> int:
 def run() -> list[dict[str, Any]]:
     rows = [row for minutes in MINUTES for row in _polling_rows(minutes)]
     rows.append(
-        Row("lookup", f"{PROJECT_MODELS:,} models", "list requests to find a run's model", "req",
+        Row("polling", f"lookup, {PROJECT_MODELS:,} models", "list requests to find a run's model", "req",
             asyncio.run(_lookup(False)), asyncio.run(_lookup(True)), limit=2, on_ratio=False,
             note="outside a flow run; inside one, 0")
     )  # fmt: skip

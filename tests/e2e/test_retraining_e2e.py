@@ -83,7 +83,7 @@ def completed(server: PrefectServer) -> list[dict[str, Any]]:
 def serve(server: PrefectServer, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     args = [
         str(BIN / "prefect-scenario"), "serve", "--bucket", BUCKET, "--prefix", "curated/",
-        "--aws-block", "moto", "--scenario-block", "emulator", "--interval", "4", "--quiet-period", "2",
+        "--aws-block", "moto", "--scenario-block", "emulator", "--interval", "8", "--quiet-period", "2",
         "--min-images", "5", "--training-type", "flux.2-dev-lora", "--cron", "", *extra,
     ]  # fmt: skip
     return start_process(args, server.env(PREFECT_RUNNER_POLL_FREQUENCY="1"), log)
