@@ -156,7 +156,7 @@ def test_new_curated_images_retrain_exactly_once(
         print(logs)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_event_driven_setup_retrains_from_the_ready_event(
     prefect_server: PrefectServer, moto_endpoint: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -171,7 +171,7 @@ def test_event_driven_setup_retrains_from_the_ready_event(
         # The sensor only emits scenario.dataset.ready; the deployment trigger creates the run.
         wait_for(
             lambda: [r for r in completed(prefect_server) if r["id"] not in before],
-            timeout=150,
+            timeout=300,
             what="the event-triggered retrain",
         )
         assert trained_models(emulator) == {5: 1}
