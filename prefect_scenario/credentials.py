@@ -15,7 +15,8 @@ from prefect_scenario.exceptions import ConfigurationError
 __all__ = ["ScenarioCredentials", "resolve_aws_credentials", "resolve_credentials"]
 
 # The repository's docs/logo.png (a 64 px square), served by GitHub.
-_LOGO = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
+LOGO_URL = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
+DOCUMENTATION_URL = "https://github.com/prefect-scenario/prefect-scenario#readme"
 
 
 class ScenarioCredentials(CredentialsBlock):
@@ -36,8 +37,8 @@ class ScenarioCredentials(CredentialsBlock):
 
     _block_type_name = "Scenario Credentials"
     _block_type_slug = "scenario-credentials"
-    _logo_url = _LOGO  # type: ignore[assignment]
-    _documentation_url = "https://github.com/prefect-scenario/prefect-scenario#readme"  # type: ignore[assignment]
+    _logo_url = LOGO_URL  # type: ignore[assignment]
+    _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _description = "Credentials for Scenario's LoRA training API (API key, secret, project)."
 
     api_key: SecretStr = Field(description="The Scenario API key.")

@@ -27,15 +27,13 @@ from prefect_aws import AwsCredentials
 from pydantic import Field
 
 from prefect_scenario.api.models import Model
-from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL, ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingError
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.training.waiting import finish, wait_until_terminal
 
 __all__ = ["ScenarioTraining", "ScenarioTrainingRun"]
-
-_LOGO = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
 
 
 class ScenarioTrainingRun(JobRun[TrainingResult]):
@@ -119,8 +117,8 @@ class ScenarioTraining(JobBlock[TrainingResult]):
 
     _block_type_name = "Scenario Training"
     _block_type_slug = "scenario-training"
-    _logo_url = _LOGO  # type: ignore[assignment]
-    _documentation_url = "https://github.com/prefect-scenario/prefect-scenario#readme"  # type: ignore[assignment]
+    _logo_url = LOGO_URL  # type: ignore[assignment]
+    _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _description = "A LoRA training on Scenario: model name, type, images and parameters, run as a job."
 
     credentials: ScenarioCredentials = Field(description="The Scenario credentials block to train with.")

@@ -135,8 +135,8 @@ class TrainingRequest:
     poll_policy: PollPolicy = DEFAULT_POLICY
     durations: dict[str, float] = field(default_factory=dict)
 
-    def check(self) -> tuple[TrainingType, TrainingParameters]:
-        """Every check that needs no request; the type and the validated parameters.
+    def check(self) -> tuple[TrainingType, TrainingParameters, list[str]]:
+        """Every check that needs no request; the type, the validated parameters, and size warnings.
 
         Raises:
             InvalidInputError: bad input (type, parameters, dataset size, options).
@@ -155,8 +155,8 @@ class TrainingRequest:
             raise wrong_kind(ttype, "train_lora with images")
         if not ttype.edit and self.images is None:
             raise wrong_kind(ttype, "train_lora with images")
-        check_dataset_size(ttype, images=len(self.images or []), pairs=len(self.pairs or []))
-        return ttype, params
+        warnings = check_dataset_size(ttype, images=len(self.images or []), pairs=len(self.pairs or []))
+        return ttype, params, warnings
 
 
 def wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
@@ -182,8 +182,8 @@ def _content(image: PreparedImage) -> str:
 async def run_training(request: TrainingRequest) -> TrainingResult:
     """Run one training inside the current flow run (a training flow's, or a fleet's)."""
     started = time.monotonic()
-    ttype, params = request.check()
-    for warning in check_dataset_size(ttype, images=len(request.images or []), pairs=len(request.pairs or [])):
+    ttype, params, warnings = request.check()
+    for warning in warnings:
         run_logger().warning(warning)
     credentials = await resolve_credentials(request.credentials)
     with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
