@@ -44,7 +44,7 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     names = {d["name"] for d in prefect_server.post("/deployments/filter", {})}
-    assert {"s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"} <= names
+    assert {"training-watcher", "s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"} <= names
 
 
 def check_parameter_schemas(deployments: dict[str, Any]) -> None:
