@@ -64,3 +64,8 @@ def test_bad_input_is_one_clear_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "rank" in err
     assert scenario_env.requests() == []
+
+
+def test_serve_with_nothing_to_serve_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--watch-interval", "0"]) == 2
+    assert "nothing to serve" in capsys.readouterr().err
