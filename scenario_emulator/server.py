@@ -147,7 +147,7 @@ class EmulatorServer:
             self._thread.join(timeout=10)
         self._server = self._thread = None
         self._stopped = True
-        self.app.store.close()
+        self.app.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -307,6 +307,6 @@ def main(
     try:
         (serve or _serve)(app, sock, args.log_level)
     finally:
-        app.store.close()
+        app.close()
         sock.close()
     return 0
