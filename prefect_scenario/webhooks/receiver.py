@@ -17,9 +17,12 @@ path or a secret):
 3. a body over ``max_body_bytes`` (64 KiB), by ``Content-Length`` or as it streams: 413;
 4. a body that is not a JSON object: 400;
 5. otherwise 202 at once; the first model id found (:func:`extract_model_ids`) is
-   hinted in the background, at most once per ``cooldown_seconds`` per model
-   (:class:`HintGate`) and with at most ``max_in_flight`` hints running: a replay flood
-   of one delivery costs one GET per cooldown. Nothing on the input answers a 5xx.
+   hinted in the background, at most once per ``cooldown_seconds`` per model and event
+   (:class:`HintGate`, :func:`event_kind`) and with at most ``max_in_flight`` hints
+   running: a replay flood of one delivery costs one GET per cooldown. A delivery that
+   says it is ``model.training.started`` is not hinted: a start never resumes anything,
+   and skipping work on the word of an unsigned delivery is safe (acting on it is not).
+   Nothing on the input answers a 5xx.
 
 Example:
     >>> extract_model_ids({"type": "model.training.completed", "data": {"modelId": "model_abc"}})
@@ -40,7 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.webhooks.block import ScenarioWebhook
+from prefect_scenario.webhooks.block import TRAINING_EVENTS, ScenarioWebhook
 
 __all__ = [
     "DEFAULT_COOLDOWN_SECONDS",
@@ -48,6 +51,7 @@ __all__ = [
     "HintGate",
     "WebhookReceiver",
     "build_receiver",
+    "event_kind",
     "extract_model_ids",
     "settle_hint",
 ]
@@ -119,6 +123,22 @@ def extract_model_ids(payload: object, limit: int = _MAX_IDS) -> list[str]:
             children: Iterable[object] = node.values() if isinstance(node, dict) else node
             queue.extend((child, depth + 1) for child in children)
     return found
+
+
+def event_kind(payload: object) -> str:
+    """The training event a delivery says it is (``type``, ``event``, ``eventType``), else ``"other"``. Pure.
+
+    Only names from the known list come back, so a flood of made-up names is one kind.
+
+    Example:
+        >>> event_kind({"type": "model.training.completed"}), event_kind({"type": "x" * 99})
+        ('model.training.completed', 'other')
+    """
+    if isinstance(payload, dict):
+        for key in ("type", "event", "eventType", "event_type"):
+            if payload.get(key) in TRAINING_EVENTS:
+                return str(payload[key])
+    return "other"
 
 
 class HintGate:
@@ -244,7 +264,7 @@ class WebhookReceiver:
         if not isinstance(payload, dict):
             log.info("webhook refused: body is JSON but not an object")
             return await _answer(send, 400, {"reason": "the body must be a JSON object"})
-        hinted = self._hint(extract_model_ids(payload))
+        hinted = self._hint(extract_model_ids(payload), event_kind(payload))
         return await _answer(send, 202, {"accepted": True, "hinted": hinted})
 
     def _is_delivery_path(self, path: str) -> bool:
@@ -271,14 +291,18 @@ class WebhookReceiver:
                 break
         return b"".join(chunks)
 
-    def _hint(self, model_ids: list[str]) -> int:
+    def _hint(self, model_ids: list[str], kind: str) -> int:
         # One id per delivery: a training event is about one model, and a forged delivery
         # listing many must not cost many reads.
         for model_id in model_ids[:1]:
+            if kind == TRAINING_EVENTS[0]:
+                log.info("webhook delivery for %s says the training started: nothing to resume", model_id)
+                return 0
             if len(self._tasks) >= self.max_in_flight:
                 log.warning("webhook hint for %s dropped: %d hints under way", model_id, len(self._tasks))
                 return 0
-            if not self.gate.admit(model_id):
+            # Per model and event kind: a forged "completed" cannot silence a real "failed".
+            if not self.gate.admit(f"{model_id} {kind}"):
                 log.info("webhook hint for %s skipped: hinted less than %gs ago", model_id,
                          self.gate.cooldown_seconds)  # fmt: skip
                 return 0
