@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -15,9 +16,9 @@ from scenario_emulator.server import _bind
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Serve ``app`` on 127.0.0.1 (a free port); yield ``http://127.0.0.1:PORT``."""
-    sock = _bind("127.0.0.1", 0)
+def serve(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    """Serve ``app`` on ``sock`` or 127.0.0.1 (a free port); yield ``http://127.0.0.1:PORT``."""
+    sock = sock or _bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False, log_level="warning")
     server = uvicorn.Server(config)
