@@ -300,18 +300,17 @@ def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None
 
     from prefect_scenario.credentials import resolve_credentials
     from prefect_scenario.exceptions import ConfigurationError
-    from prefect_scenario.webhooks.block import ScenarioWebhook
     from prefect_scenario.webhooks.receiver import build_receiver
+    from prefect_scenario.webhooks.registration import load_webhook
 
     if not 0 <= args.port < 65536:
         raise ConfigurationError(f"--port must be 0 to 65535, got {args.port}")
     credentials = asyncio.run(resolve_credentials(args.scenario_block))
-    try:
-        webhook = ScenarioWebhook.load(args.block)
-    except ValueError:
+    webhook = asyncio.run(load_webhook(args.block))
+    if webhook is None:
         raise ConfigurationError(
             f"no ScenarioWebhook block named {args.block!r}: run `prefect-scenario webhooks register` first"
-        ) from None
+        )
     app = build_receiver(webhook, credentials)
     print(f"webhook receiver for {webhook.redacted_url()} on http://{args.host}:{args.port}", file=sys.stderr)
     # No access log: every delivery's path is the secret token.

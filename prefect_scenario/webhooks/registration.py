@@ -32,8 +32,15 @@ from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.exceptions import ConfigurationError
 from prefect_scenario.webhooks.block import TRAINING_EVENTS, ScenarioWebhook, new_path_token
 
-__all__ = ["DEFAULT_BLOCK_NAME", "Registration", "RegistrationPlan", "check_public_url", "plan_registration",
-           "register_webhook"]  # fmt: skip
+__all__ = [
+    "DEFAULT_BLOCK_NAME",
+    "Registration",
+    "RegistrationPlan",
+    "check_public_url",
+    "load_webhook",
+    "plan_registration",
+    "register_webhook",
+]
 
 DEFAULT_BLOCK_NAME = "scenario-webhook"
 DESCRIPTION = "prefect-scenario webhook receiver (training events)"
@@ -116,7 +123,12 @@ class Registration:
     deleted: tuple[str, ...] = field(default=())
 
 
-async def _load_block(name: str) -> ScenarioWebhook | None:
+async def load_webhook(name: str) -> ScenarioWebhook | None:
+    """The saved :class:`ScenarioWebhook` named ``name``, or None if there is none.
+
+    Raises:
+        ConfigurationError: the block of that name is of another type.
+    """
     try:
         loaded = await ScenarioWebhook.aload(name)
     except ValueError:  # Prefect: "Unable to find block document named …"
@@ -159,7 +171,7 @@ async def register_webhook(
     public_url = check_public_url(url)
     if not block_name or not block_name.strip():
         raise ConfigurationError("the webhook block needs a name")
-    block = await _load_block(block_name)
+    block = await load_webhook(block_name)
     owned = client is None
     client = client or credentials.get_client()
     try:
