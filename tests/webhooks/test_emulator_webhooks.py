@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -158,3 +159,32 @@ async def test_deliveries_go_only_to_allowed_hosts(client: ScenarioClient, raw: 
     (delivery,) = emulator_server.app.webhooks.deliveries(endpoint.id)
     assert delivery.done.wait(30)
     assert delivery.status == "failed" and delivery.attempts == 0
+
+
+async def test_endpoints_survive_a_restart_and_old_events_are_not_sent_again(
+    emulator_config: EmulatorConfig, tmp_path: Path
+) -> None:
+    config = replace(emulator_config, db_path=tmp_path / "emulator.db")
+    receiver = Recorder()
+    with serve(receiver) as url:
+        with EmulatorServer(config) as server:
+            async with httpx.AsyncClient(
+                base_url=server.base_url, auth=(EMULATOR_KEY, EMULATOR_SECRET), params={"projectId": PROJECT}
+            ) as http:
+                body = {"url": f"{url}/x", "enabledEvents": ["*"]}
+                created = await http.post(f"/projects/{PROJECT}/webhook-endpoints", json=body)
+                endpoint_id = created.json()["webhookEndpoint"]["id"]
+                first = await trained_model(http)
+            receiver.wait_for(1)
+        with EmulatorServer(config) as again:
+            assert list(again.app.store.webhook_endpoints) == [endpoint_id]
+            async with httpx.AsyncClient(
+                base_url=again.base_url, auth=(EMULATOR_KEY, EMULATOR_SECRET), params={"projectId": PROJECT}
+            ) as http:
+                second = await trained_model(http, name="second")
+            bodies = receiver.wait_for(2)
+            assert again.app.webhooks.scan() == 0
+    assert [(b["type"], b["data"]["modelId"]) for b in bodies] == [
+        ("model.training.started", first),
+        ("model.training.started", second),
+    ]
