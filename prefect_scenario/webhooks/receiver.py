@@ -134,10 +134,14 @@ def event_kind(payload: object) -> str:
         >>> event_kind({"type": "model.training.completed"}), event_kind({"type": "x" * 99})
         ('model.training.completed', 'other')
     """
-    if isinstance(payload, dict):
-        for key in ("type", "event", "eventType", "event_type"):
-            if payload.get(key) in TRAINING_EVENTS:
-                return str(payload[key])
+    # Where the name is, is not stated either: the likely keys, also one level down under `event`.
+    # An unknown spelling reads "other", so a start and the end within one cooldown would be one
+    # hint (the end then waits for the watcher); real trainings outlast the cooldown.
+    for node in (payload, payload.get("event") if isinstance(payload, dict) else None):
+        if isinstance(node, dict):
+            for key in ("type", "event", "eventType", "event_type", "name"):
+                if node.get(key) in TRAINING_EVENTS:
+                    return str(node[key])
     return "other"
 
 

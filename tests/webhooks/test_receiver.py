@@ -77,6 +77,7 @@ def test_extraction_of_a_deep_or_huge_payload_is_bounded() -> None:
 def test_event_kind() -> None:
     assert event_kind({"type": "model.training.failed"}) == "model.training.failed"
     assert event_kind({"event": "model.training.cancelled"}) == "model.training.cancelled"
+    assert event_kind({"event": {"name": "model.training.started"}}) == "model.training.started"
     assert event_kind({"type": "anything"}) == event_kind([]) == "other"
 
 
