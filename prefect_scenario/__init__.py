@@ -34,6 +34,7 @@ from prefect_scenario.training.tasks import (
     trigger_scenario_training,
 )
 from prefect_scenario.training.waiting import wait_for_scenario_training, wait_for_scenario_trainings
+from prefect_scenario.webhooks.block import ScenarioWebhook
 
 __version__ = "0.2.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "ScenarioError",
     "ScenarioTraining",
     "ScenarioTrainingRun",
+    "ScenarioWebhook",
     "TrainingError",
     "TrainingJob",
     "TrainingResult",

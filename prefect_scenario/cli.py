@@ -12,6 +12,9 @@ emulator is one environment variable.
     prefect-scenario preflight DIR|s3://bucket/prefix/ [--strict] [--kind standard|style|edit]
     prefect-scenario emulator [--port 8787]
     prefect-scenario demo
+    prefect-scenario webhooks register --url https://hooks.example.com/scenario [--block NAME]
+    prefect-scenario webhooks list
+    prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME]
 """
 
 from __future__ import annotations
@@ -84,7 +87,28 @@ def _parser() -> argparse.ArgumentParser:
                        help="how retrain runs wait for a training (suspend: free the process meanwhile)")  # fmt: skip
     serve.add_argument("--watch-interval", type=float, default=30.0,
                        help="seconds between training-watcher cycles (0: do not serve the watcher)")  # fmt: skip
+    _webhook_commands(commands)
     return parser
+
+
+def _webhook_commands(commands: Any) -> None:
+    from prefect_scenario.webhooks.registration import DEFAULT_BLOCK_NAME
+
+    def blocks(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--block", default=DEFAULT_BLOCK_NAME, help="the ScenarioWebhook block (%(default)s)")
+        sub.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
+
+    webhooks = commands.add_parser("webhooks", help="Scenario webhook endpoints for training events")
+    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
+    register = actions.add_parser("register", help="create the endpoint (once) and save its block")
+    register.add_argument("--url", required=True, help="the receiver's public https URL (a secret token is appended)")
+    blocks(register)
+    listing = actions.add_parser("list", help="list the project's webhook endpoints")
+    listing.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
+    receiver = commands.add_parser("webhook-receiver", help="serve the webhook receiver (a fast path for the watcher)")
+    receiver.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
+    receiver.add_argument("--port", type=int, default=8788, help="port to listen on (%(default)s)")
+    blocks(receiver)
 
 
 def _parameters(args: argparse.Namespace) -> dict[str, Any]:
@@ -253,6 +277,51 @@ def _preflight(args: argparse.Namespace) -> int:
     return 1 if report.refused else 0
 
 
+async def _webhooks(args: argparse.Namespace) -> int:
+    from prefect_scenario.api.models import redact_url
+    from prefect_scenario.credentials import resolve_credentials
+    from prefect_scenario.webhooks.registration import check_public_url, register_webhook
+
+    if args.webhooks_command == "register":
+        check_public_url(args.url)  # a bad URL is a usage error before credentials are even read
+        credentials = await resolve_credentials(args.scenario_block)
+        done = await register_webhook(args.url, credentials=credentials, block_name=args.block)
+        verb = "registered" if done.created else "already registered"
+        hook = done.webhook
+        print(f"{verb}: endpoint {hook.endpoint_id} -> {hook.redacted_url()} (block {done.block_name!r})")
+        return 0
+    async with (await resolve_credentials(args.scenario_block)).get_client() as client:
+        endpoints = await client.list_webhook_endpoints()
+    for endpoint in endpoints:
+        print(f"{endpoint.id}  {redact_url(endpoint.url)}  {','.join(endpoint.enabled_events)}")
+    if not endpoints:
+        print("no webhook endpoints")
+    return 0
+
+
+def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None = None) -> int:
+    import uvicorn
+
+    from prefect_scenario.credentials import resolve_credentials
+    from prefect_scenario.exceptions import ConfigurationError
+    from prefect_scenario.webhooks.receiver import build_receiver
+    from prefect_scenario.webhooks.registration import load_webhook
+
+    if not 0 <= args.port < 65536:
+        raise ConfigurationError(f"--port must be 0 to 65535, got {args.port}")
+    credentials = asyncio.run(resolve_credentials(args.scenario_block))
+    webhook = asyncio.run(load_webhook(args.block))
+    if webhook is None:
+        raise ConfigurationError(
+            f"no ScenarioWebhook block named {args.block!r}: run `prefect-scenario webhooks register` first"
+        )
+    app = build_receiver(webhook, credentials)
+    print(f"webhook receiver for {webhook.redacted_url()} on http://{args.host}:{args.port}", file=sys.stderr)
+    # No access log: every delivery's path is the secret token.
+    (serve or uvicorn.run)(app, host=args.host, port=args.port, access_log=False, log_config=None, lifespan="on")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
@@ -332,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "preflight":
             return _preflight(args)
+        if args.command == "webhooks":
+            return asyncio.run(_webhooks(args))
+        if args.command == "webhook-receiver":
+            return _webhook_receiver(args)
         if args.command == "demo":
             demo_main = _emulator_entry("scenario_emulator.demo")
             return 2 if demo_main is None else int(demo_main())

@@ -10,9 +10,10 @@ trainings through a pure, clock-driven state machine, and injects faults on dema
 
 Modules, from the wire inward: :mod:`.server` (uvicorn, the CLI) → :mod:`.app` (routes,
 error handlers, controls) → :mod:`.gateway` (request id, log, faults, auth) →
-:mod:`.routes` (``models``, ``assets``, ``training``, ``admin``) → :mod:`.wire` (reading
-requests), :mod:`.errors`, :mod:`.views` (records as JSON), :mod:`.limits` (plan limits),
-:mod:`.pricing`, :mod:`.scoring` → :mod:`.store` (SQLite), :mod:`.records`,
+:mod:`.routes` (``models``, ``assets``, ``training``, ``webhooks``, ``admin``) → :mod:`.wire`
+(reading requests), :mod:`.errors`, :mod:`.views` (records as JSON), :mod:`.limits` (plan limits),
+:mod:`.pricing`, :mod:`.scoring`, :mod:`.webhooks` (deliveries, from a background thread) →
+:mod:`.store` (SQLite), :mod:`.records`,
 :mod:`.state_machine` (pure), :mod:`.clock`, :mod:`.faults`. Settings and the interface
 routes see are in :mod:`.config`.
 

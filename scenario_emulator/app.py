@@ -24,9 +24,10 @@ from scenario_emulator.errors import ApiError, error_response
 from scenario_emulator.faults import FaultConfig, FaultController
 from scenario_emulator.gateway import Gateway, RequestLog
 from scenario_emulator.limits import PlanLimits
-from scenario_emulator.routes import admin, assets, models, training
+from scenario_emulator.routes import admin, assets, models, training, webhooks
 from scenario_emulator.state_machine import training_view
 from scenario_emulator.store import EmulatorStore
+from scenario_emulator.webhooks import WebhookDispatcher
 from scenario_emulator.wire import trace_id
 
 __all__ = ["EmulatorApp", "create_app"]
@@ -53,9 +54,15 @@ class EmulatorApp(Starlette):
         self.faults = FaultController(config.faults)
         self.limits = config.plan_limits()
         self.request_log = RequestLog(config.max_request_log)
+        self.webhooks = WebhookDispatcher(
+            self.store, self.clock, scan_seconds=config.webhook_scan_seconds, timeout=config.webhook_timeout,
+            retries=config.webhook_retries, retry_seconds=config.webhook_retry_seconds, hosts=config.webhook_hosts,
+        )  # fmt: skip
+        if self.store.webhook_endpoints:  # restarted with endpoints on disk
+            self.webhooks.ensure_running()
         super().__init__(
             routes=[
-                Mount("/v1", routes=[*models.routes(), *assets.routes(), *training.routes()]),
+                Mount("/v1", routes=[*models.routes(), *assets.routes(), *training.routes(), *webhooks.routes()]),
                 Mount("/_emulator", routes=admin.routes()),
             ],
             exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
@@ -71,6 +78,11 @@ class EmulatorApp(Starlette):
         """The emulator's current time, epoch seconds."""
         return self.clock()
 
+    def close(self) -> None:
+        """Stop delivering webhooks and close the store."""
+        self.webhooks.stop()
+        self.store.close()
+
     def requests(self) -> list[dict[str, Any]]:
         """The request log: method, path, query, status, time, requestId, fault, retryCount (and delaySeconds)."""
         return self.request_log.entries()
@@ -82,6 +94,7 @@ class EmulatorApp(Starlette):
     def reset(self) -> None:
         """Forget every model, asset, training and logged request; restore the configured faults and limits."""
         self.store.reset()
+        self.webhooks.reset()
         self.request_log.clear()
         self.faults.replace(self.config.faults)
         self.limits = self.config.plan_limits()
@@ -112,6 +125,7 @@ class EmulatorApp(Starlette):
         if not callable(advance):
             raise TypeError("the configured clock cannot be advanced")
         advance(seconds)
+        self.webhooks.wake()
         return self.now()
 
     def fail_training(
@@ -149,6 +163,7 @@ class EmulatorApp(Starlette):
                 pending = model_id if model_id is not None else name
                 assert pending is not None
                 store.pending_fails[pending] = reason
+        self.webhooks.wake()
         return {"failed": failed, "pending": pending}
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from scenario_emulator.faults import FaultConfig, FaultController
 from scenario_emulator.limits import PlanLimits
 from scenario_emulator.store import EmulatorStore
+from scenario_emulator.webhooks import WebhookDispatcher
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_API_SECRET", "TRANSPORT_STATE_KEY", "Emulator", "EmulatorConfig"]
 
@@ -52,6 +53,11 @@ class EmulatorConfig:
         trigger_cooldown: Seconds a trigger must wait after the team's previous launch.
         dataset_score_available: False answers 404 to the dataset score, as the real API
             does for accounts or types it does not offer it to.
+        webhook_scan_seconds: How often the webhook dispatcher looks for training events.
+        webhook_timeout: Seconds one webhook delivery attempt may take.
+        webhook_retries: Delivery attempts after a failed first one.
+        webhook_retry_seconds: Wait before the first retry of a delivery (doubled after).
+        webhook_hosts: The only hosts webhooks are delivered to (loopback by default).
 
     Example:
         >>> config = EmulatorConfig(api_key="k", api_secret="s", train_seconds=0.5)
@@ -78,6 +84,11 @@ class EmulatorConfig:
     team_image_cap: int | None = None
     trigger_cooldown: float = 0.0
     dataset_score_available: bool = True
+    webhook_scan_seconds: float = 0.05
+    webhook_timeout: float = 2.0
+    webhook_retries: int = 2
+    webhook_retry_seconds: float = 0.2
+    webhook_hosts: Sequence[str] = ("127.0.0.1", "localhost", "::1")
 
     def plan_limits(self) -> PlanLimits:
         """The plan limits these settings ask for (validated).
@@ -95,6 +106,7 @@ class Emulator(Protocol):
     store: EmulatorStore
     faults: FaultController
     limits: PlanLimits
+    webhooks: WebhookDispatcher
 
     def now(self) -> float:
         """The emulator's current time, epoch seconds."""

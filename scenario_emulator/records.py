@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["AssetRecord", "ModelRecord", "PairRecord", "TrainingImageRecord", "iso", "new_id"]
+__all__ = [
+    "AssetRecord",
+    "ModelRecord",
+    "PairRecord",
+    "TrainingImageRecord",
+    "WebhookEndpointRecord",
+    "iso",
+    "new_id",
+]
 
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -106,3 +114,21 @@ class ModelRecord:
         """Training images that are not part of a pair: what the catalog calls ``images``."""
         paired = {p.source_id for p in self.pairs} | {p.target_id for p in self.pairs}
         return [i.asset_id for i in self.training_images if i.asset_id not in paired]
+
+
+@dataclass
+class WebhookEndpointRecord:
+    """A project webhook endpoint. ``secret`` is shown once, in the creation answer."""
+
+    id: str
+    project_id: str
+    url: str
+    enabled_events: list[str]
+    created_at: float
+    updated_at: float
+    secret: str = field(repr=False, default="")
+    description: str | None = None
+
+    def subscribes_to(self, event_type: str) -> bool:
+        """Whether a delivery of ``event_type`` goes to this endpoint (``"*"`` takes every event)."""
+        return "*" in self.enabled_events or event_type in self.enabled_events

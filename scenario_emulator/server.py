@@ -147,7 +147,7 @@ class EmulatorServer:
             self._thread.join(timeout=10)
         self._server = self._thread = None
         self._stopped = True
-        self.app.store.close()
+        self.app.close()
 
     def __enter__(self) -> Self:
         return self.start()
@@ -225,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--parallel-trainings", type=int, default=None, help="plan limit: models training at once (default: no limit)")
     add("--team-image-cap", type=int, default=None, help="plan limit: training images in the team (default: no limit)")
     add("--trigger-cooldown", type=float, default=0.0, help="plan limit: seconds between launches (default: 0)")
+    add("--webhook-host", action="append", default=[], help="a host webhooks may be delivered to, besides loopback")
     add("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
     return parser
 
@@ -258,6 +259,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         parallel_trainings=args.parallel_trainings,
         team_image_cap=args.team_image_cap,
         trigger_cooldown=args.trigger_cooldown,
+        webhook_hosts=("127.0.0.1", "localhost", "::1", *args.webhook_host),
     )
     config.plan_limits()  # validated here, so a bad flag is a usage error
     return config
@@ -307,6 +309,6 @@ def main(
     try:
         (serve or _serve)(app, sock, args.log_level)
     finally:
-        app.store.close()
+        app.close()
         sock.close()
     return 0

@@ -1,4 +1,4 @@
-"""The emulator's store: models, assets and trainings, in memory or backed by SQLite.
+"""The emulator's store: models, assets, trainings and webhook endpoints, in memory or backed by SQLite.
 
 With ``db_path``, every write goes through to one SQLite table of JSON blobs
 (timestamps stay epoch seconds), so a restarted emulator picks up its models,
@@ -22,7 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from scenario_emulator.records import AssetRecord, ModelRecord
+from scenario_emulator.records import AssetRecord, ModelRecord, WebhookEndpointRecord
 from scenario_emulator.state_machine import TrainingRecord, training_view
 
 __all__ = ["EmulatorStore"]
@@ -44,6 +44,7 @@ class EmulatorStore:
         self.assets: dict[str, AssetRecord] = {}
         self.asset_data: dict[str, bytes] = {}
         self.trainings: dict[str, TrainingRecord] = {}
+        self.webhook_endpoints: dict[str, WebhookEndpointRecord] = {}
         # Model ids or names whose next training fails, with the reason (not persisted).
         self.pending_fails: dict[str, str] = {}
         self._db: sqlite3.Connection | None = None
@@ -65,6 +66,8 @@ class EmulatorStore:
                 self.asset_data[record["id"]] = bytes(data)
             elif kind == "training":
                 self.trainings[record["job_id"]] = TrainingRecord(**record)
+            elif kind == "webhook_endpoint":
+                self.webhook_endpoints[record["id"]] = WebhookEndpointRecord(**record)
 
     def _write(self, kind: str, id_: str, record: Any, data: bytes | None = None) -> None:
         if self._db is not None:
@@ -135,6 +138,24 @@ class EmulatorStore:
         with self.lock:
             return self.trainings.get(model.job_id) if model.job_id else None
 
+    def project_webhook_endpoints(self, project_id: str) -> list[WebhookEndpointRecord]:
+        """The webhook endpoints of ``project_id``, oldest first."""
+        with self.lock:
+            return [e for e in self.webhook_endpoints.values() if e.project_id == project_id]
+
+    def put_webhook_endpoint(self, endpoint: WebhookEndpointRecord) -> None:
+        """Save a webhook endpoint."""
+        with self.lock:
+            self.webhook_endpoints[endpoint.id] = endpoint
+            self._write("webhook_endpoint", endpoint.id, endpoint)
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Forget a webhook endpoint (on disk too)."""
+        with self.lock:
+            self.webhook_endpoints.pop(endpoint_id, None)
+            if self._db is not None:
+                self._db.execute("DELETE FROM records WHERE kind = 'webhook_endpoint' AND id = ?", (endpoint_id,))
+
     # -- counts across the team, for the plan limits ------------------------------------
 
     def team_training_images(self) -> int:
@@ -160,6 +181,7 @@ class EmulatorStore:
             self.assets.clear()
             self.asset_data.clear()
             self.trainings.clear()
+            self.webhook_endpoints.clear()
             self.pending_fails.clear()
             if self._db is not None:
                 self._db.execute("DELETE FROM records")

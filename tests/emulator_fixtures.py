@@ -57,7 +57,7 @@ def emulator_app(emulator_config: EmulatorConfig) -> Iterator[EmulatorApp]:
     """An emulator app, driven in process."""
     app = create_app(emulator_config)
     yield app
-    app.store.close()
+    app.close()
 
 
 @pytest.fixture

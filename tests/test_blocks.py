@@ -11,6 +11,7 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 import prefect_scenario
 from prefect_scenario import exceptions as exc
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.webhooks import ScenarioWebhook
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,6 +28,21 @@ class TestScenarioCredentialsStandards(BlockStandardTestSuite):
         assert url.startswith("https://") and url.endswith("/docs/logo.png")
         with Image.open(ROOT / "docs" / "logo.png") as logo:
             assert logo.width == logo.height and 1000 > logo.width > 45
+
+
+class TestScenarioWebhookStandards(TestScenarioCredentialsStandards):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return ScenarioWebhook
+
+
+def test_the_webhook_block_hides_its_secrets() -> None:
+    hook = ScenarioWebhook(
+        endpoint_id="we_1", public_url="https://h.example/s", path_token="tok-31337", secret="whsec-1"
+    )
+    for text in (repr(hook), str(hook), hook.model_dump_json(), str(hook.model_dump()), hook.redacted_url()):
+        assert "tok-31337" not in text and "whsec-1" not in text
+    assert hook.endpoint_url() == "https://h.example/s/tok-31337"
 
 
 def test_from_env_and_the_missing_variables_are_named() -> None:
@@ -58,8 +74,9 @@ def test_secrets_are_unwrapped_in_one_place() -> None:
     package = ROOT / "prefect_scenario"
     sources = {p.relative_to(package).as_posix(): p.read_text() for p in package.rglob("*.py")}
     unwraps = {name: len(re.findall(r"get_secret_value\(\)", text)) for name, text in sources.items()}
-    # client._unwrap_credentials (key and secret) and TrainingParameters.to_wire (the W&B key).
-    assert {k: v for k, v in unwraps.items() if v} == {"api/http.py": 2, "catalog.py": 1}
+    # client._unwrap_credentials (key and secret), TrainingParameters.to_wire (the W&B key) and
+    # ScenarioWebhook._token (the receiver's path). The webhook's signing secret is never unwrapped.
+    assert {k: v for k, v in unwraps.items() if v} == {"api/http.py": 2, "catalog.py": 1, "webhooks/block.py": 1}
 
 
 def test_public_api_is_exported() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 __all__ = [
     "TERMINAL_STATUSES",
@@ -33,6 +33,8 @@ __all__ = [
     "TrainingImage",
     "TrainingPair",
     "TrainingProgress",
+    "WebhookEndpoint",
+    "redact_url",
 ]
 
 # `training-canceled` is terminal too: the seed's loop (trained/failed only) would never stop on it.
@@ -61,6 +63,15 @@ class TrainingImage(WireModel):
     name: str | None = None
     download_url: str | None = Field(None, alias="downloadUrl")
     created_at: str | None = Field(None, alias="createdAt")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_secrets(cls, data: Any) -> Any:
+        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
+        return data
+
     # The caption training reads: the asset's description (Scenario's skills, dataset-curation.md).
     description: str | None = None
 
@@ -103,6 +114,15 @@ class Model(WireModel):
     job_id: str | None = Field(None, alias="jobId")
     compliant_model_ids: list[str] = Field(default_factory=list, alias="compliantModelIds")
     created_at: str | None = Field(None, alias="createdAt")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_secrets(cls, data: Any) -> Any:
+        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
+        return data
+
     updated_at: str | None = Field(None, alias="updatedAt")
 
     @field_validator("status", mode="before")
@@ -226,3 +246,45 @@ class DatasetScore(WireModel):
     details: dict[str, Any] = Field(default_factory=dict)
     assets_warnings: list[AssetWarning] = Field(default_factory=list, alias="assetsWarnings")
     asset_couples_warnings: list[CoupleWarning] = Field(default_factory=list, alias="assetCouplesWarnings")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its last path segment masked: a receiver's URL ends in its secret path token.
+
+    Example:
+        >>> redact_url("https://hooks.example.com/scenario/Zx81kq")
+        'https://hooks.example.com/scenario/**********'
+    """
+    head, sep, _ = url.rstrip("/").rpartition("/")
+    return f"{head}/**********" if sep and "://" in head else "**********"
+
+
+class WebhookEndpoint(WireModel):
+    """A project webhook endpoint (SDK ``projects.webhook_endpoints``; Scenario's shape is not stated).
+
+    ``secret`` ("used to generate webhook signatures") comes in the creation answer only,
+    and is a ``SecretStr``. ``url`` is left out of the repr: a receiver's URL ends in its
+    secret path token (see :func:`redact_url`).
+
+    Example:
+        >>> endpoint = WebhookEndpoint.model_validate({"id": "we_1", "url": "https://h.example/t0k3n",
+        ...     "enabledEvents": ["*"], "secret": "whsec_x"})
+        >>> endpoint.secret, "t0k3n" in repr(endpoint)
+        (SecretStr('**********'), False)
+    """
+
+    id: str = Field(validation_alias=AliasChoices("id", "endpointId", "webhookEndpointId"))
+    url: str = Field(repr=False)
+    enabled_events: list[str] = Field(default_factory=list, alias="enabledEvents")
+    description: str | None = None
+    secret: SecretStr | None = None
+    status: str | None = None
+    created_at: str | None = Field(None, alias="createdAt")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_secrets(cls, data: Any) -> Any:
+        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
+        return data

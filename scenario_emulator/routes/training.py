@@ -123,6 +123,7 @@ async def trigger(request: Request) -> Response:
         model.epoch = None
         model.updated_at = now
         store.put_model(model)
+    emulator.webhooks.wake()  # model.training.started, without waiting for the next look
     return ok({"model": render_model(request, model), "job": job_json(training, now), **costs})
 
 
@@ -179,6 +180,7 @@ async def action(request: Request) -> Response:
             store.put_training(training)
         elif status != "training-canceled":
             raise conflict(f"the model is not training (it is {status!r}); nothing to cancel")
+    emulator.webhooks.wake()
     return ok({"model": render_model(request, model)})
 
 
