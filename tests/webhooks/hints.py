@@ -16,6 +16,7 @@ class CountingHint:
         self.credentials = credentials
         self.fail = fail
         self.calls: list[str] = []
+        self.outcomes: list[object] = []
         self.changed = threading.Condition()
 
     async def __call__(self, model_id: str) -> object:

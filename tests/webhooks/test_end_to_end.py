@@ -38,3 +38,43 @@ async def test_a_training_delivered_by_the_emulator_is_one_hint_for_its_model(fa
     assert [(d.status, d.attempts) for d in deliveries] == [("success", 1), ("success", 1)]
     assert hint.calls == [model_id]  # the start was not worth a hint; the end was, once
     assert model_gets(fast_emulator) == 1
+
+
+async def test_the_default_hint_resumes_the_suspended_run_of_a_delivered_model(
+    emulator_server: EmulatorServer,
+) -> None:
+    # The whole fast path with the watcher's own settle_model: delivery → receiver → resume.
+    from prefect.client.orchestration import get_client
+
+    from prefect_scenario.credentials import ScenarioCredentials
+    from prefect_scenario.training.suspension import WaitRecord
+    from prefect_scenario.webhooks.receiver import settle_hint
+    from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET
+    from tests.training.test_watcher import start_training, suspended_run
+
+    credentials = ScenarioCredentials(api_key=EMULATOR_KEY, api_secret=EMULATOR_SECRET, project_id="proj_e2e_hint",
+                                      base_url=emulator_server.base_url)  # fmt: skip
+    sock = _bind("127.0.0.1", 0)
+    public_url = f"http://127.0.0.1:{sock.getsockname()[1]}/scenario"
+    await register_webhook(public_url, credentials=credentials, block_name="hooks-e2e-resume")
+    webhook = await ScenarioWebhook.aload("hooks-e2e-resume")
+    assert isinstance(webhook, ScenarioWebhook)
+    reports = CountingHint()
+    settle = settle_hint(credentials)
+
+    async def hint(model_id: str) -> object:
+        report = await settle(model_id)
+        reports.outcomes.append(report)
+        return await reports(model_id)
+
+    with serve(build_receiver(webhook, credentials, on_hint=hint), sock):
+        model_id = await start_training(credentials, "resumed-by-webhook")
+        async with get_client() as prefect:
+            deadline = emulator_server.app.now() + 3600
+            run_id = await suspended_run(prefect, WaitRecord(model_ids=(model_id,), keys=(), deadline=deadline))
+            emulator_server.advance_clock(60)  # the training ends; the emulator delivers "completed"
+            assert reports.wait_for(model_id) == [model_id]
+            run = await prefect.read_flow_run(run_id)
+    (report,) = reports.outcomes
+    assert getattr(report, "resumed", None) == [str(run_id)]
+    assert run.state is not None and run.state.type.value != "PAUSED"
