@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +19,7 @@ from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingFailed
+from prefect_scenario.spend.block import ScenarioBudget, resolve_budget
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.images import ImageSource
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
@@ -44,6 +46,9 @@ class TrainingJob(BaseModel):
     idempotency_key: str | None = Field(None, description="The run's key; derived from the dataset when not set.")
     force: bool = Field(False, description="Train again even if an identical dataset already trained.")
     min_dataset_score: float | None = Field(None, description="Refuse to train below this dataset score.")
+    max_creative_units: float | None = Field(
+        None, description="Refuse this job, before its trigger, if its dry run estimates more creative units."
+    )
 
 
 @scenario_flow(name="scenario-train-lora-fleet", flow_run_name="scenario-train-lora-fleet-{name}", **run_hooks())
@@ -56,6 +61,7 @@ async def train_lora_fleet(
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
     raise_on_failure: bool = True,
+    budget: ScenarioBudget | str | None = None,
 ) -> list[TrainingResult]:
     """Train many standard LoRAs at once and wait for all of them with one bulk poller.
 
@@ -70,6 +76,10 @@ async def train_lora_fleet(
         aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
         poll_policy: the wait loop's poll delay bounds.
         raise_on_failure: raise ``TrainingFailed`` once all ended if any failed.
+        budget: a ``ScenarioBudget`` block (or its saved name); its ``per_fleet_run`` limit
+            applies to this run's jobs together, its other limits to each job as usual. A
+            job the budget (or its ``max_creative_units``) refuses is not triggered; the
+            jobs already started are waited for, then its ``BudgetExceeded`` is raised.
 
     Returns:
         One :class:`TrainingResult` per job, in order.
@@ -83,11 +93,14 @@ async def train_lora_fleet(
         >>> [r.status for r in results]
         ['trained', 'trained']
     """
+    context = FlowRunContext.get()
+    fleet = str(context.flow_run.id) if context and context.flow_run else None
+    resolved_budget = await resolve_budget(budget)
     requests = [
         TrainingRequest(
             **job.model_dump(exclude={"parameters"}), parameters=job.parameters, credentials=credentials,
             wait=False, timeout_seconds=timeout_seconds, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials,
+            aws_credentials=aws_credentials, budget=resolved_budget, fleet=fleet,
         )
         for job in jobs
     ]  # fmt: skip
@@ -96,10 +109,15 @@ async def train_lora_fleet(
     resolved = await resolve_credentials(credentials)
     for request in requests:
         request.credentials = resolved
-    started = await asyncio.gather(*(run_training(r) for r in requests))
+    outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    started = [o for o in outcomes if isinstance(o, TrainingResult)]
     pending = [r.model_id for r in started if r.status != "trained"]
     final = await wait_for_scenario_trainings(resolved, pending, timeout_seconds, True, poll_policy, len(pending))
     results = [r.with_model(final[r.model_id]) if r.model_id in final else r for r in started]
+    if errors:
+        # The jobs that started were waited for above: a refused job never orphans a paid one.
+        raise errors[0]
     failed = [r for r in results if r.status != "trained"]
     if failed and raise_on_failure:
         raise TrainingFailed(
