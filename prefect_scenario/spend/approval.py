@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
+from prefect.context import FlowRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import apause_flow_run
 from prefect.input import RunInput
@@ -26,6 +28,9 @@ from pydantic import Field
 from prefect_scenario._logging import run_logger
 
 __all__ = ["BudgetDecision", "ask_approval"]
+
+# A flow run is paused once at a time: a fleet's jobs that cross a limit together ask in turn.
+_PAUSES: dict[str, asyncio.Lock] = {}
 
 
 class BudgetDecision(RunInput):
@@ -43,6 +48,14 @@ async def ask_approval(reason: str, *, timeout_seconds: float, poll_seconds: flo
         poll_seconds: How often to check whether the run was resumed.
         key: The pause's key (one per training, so a fleet's pauses do not collide).
     """
+    context = FlowRunContext.get()
+    run_id = str(context.flow_run.id) if context and context.flow_run else ""
+    # One small lock per paused flow run, kept for the process's life (a flow run uses one event loop).
+    async with _PAUSES.setdefault(run_id, asyncio.Lock()):
+        return await _pause(reason, timeout_seconds=timeout_seconds, poll_seconds=poll_seconds, key=key)
+
+
+async def _pause(reason: str, *, timeout_seconds: float, poll_seconds: float, key: str) -> bool:
     logger = run_logger()
     logger.warning("budget: %s. Pausing for a decision (approve to train, else skip) for %gs", reason,
                    timeout_seconds)  # fmt: skip

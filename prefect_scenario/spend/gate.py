@@ -129,13 +129,11 @@ class SpendCharge:
     async def record(self, answer: TrainResult) -> None:
         """Replace the reservation by the cost the trigger answered; update the ledger artifacts.
 
-        A trigger that found the training already started (no job in the answer) spent
-        nothing here: its reservation is released (the run that started it holds its own).
+        An answer without a cost (a lost answer recognised on the model, or a training a
+        concurrent trigger started first) cannot tell whose trigger spent: the estimate
+        stands as the charge, erring towards not overspending.
         """
-        if answer.job is None:
-            await self.release()
-            return
-        actual = answer.creative_units_cost if answer.creative_units_cost is not None else self.entry.estimate
+        actual = answer.creative_units_cost
         status = "approved" if self.entry.status == "approved" else "spent"
         try:
             await self._write(self.entry.model_copy(update={"actual": actual, "status": status}))
@@ -145,12 +143,13 @@ class SpendCharge:
             # reservation, if any, keeps counting the estimate).
             run_logger().warning("ledger: actual cost of %s not recorded: %s", self.entry.model_id, type(exc).__name__)
             return
-        run_logger().info("ledger: %s cost %g creative units (estimated %g)", self.entry.model_id, actual,
+        cost = f"{actual:g}" if actual is not None else "unknown (the estimate stands)"
+        run_logger().info("ledger: %s cost %s creative units (estimated %g)", self.entry.model_id, cost,
                           self.entry.estimate)  # fmt: skip
         await publish_ledger(entries, _budget_line(self.budget))
 
     async def release(self) -> None:
-        """Free the reservation: the trigger failed or started nothing."""
+        """Free the reservation: the trigger failed, nothing was started."""
         if not self.reserved:
             return
         try:

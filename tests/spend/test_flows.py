@@ -235,3 +235,17 @@ async def test_the_ledger_artifact_lists_the_training_and_holds_no_secret(fast_e
     assert {a.key for a in artifacts} == wanted
     assert result.model_id in text and "estimated 104 creative units" in text
     assert KEY not in text and SECRET not in text
+
+
+async def test_an_unavailable_estimate_refuses_when_a_limit_is_set(fast_emulator: EmulatorServer) -> None:
+    from scenario_emulator.faults import FaultConfig
+
+    # Every PUT .../train fails (5xx): the dry run cannot answer, so a limit cannot be verified.
+    fast_emulator.set_faults(FaultConfig(error_rate=1.0, methods=("PUT",), paths=("/train",)))
+    try:
+        with pytest.raises(BudgetExceeded, match="estimate is unavailable"):
+            await train(fast_emulator, project(), "blind", 70, max_creative_units=500)
+    finally:
+        fast_emulator.set_faults(FaultConfig())
+    assert puts(fast_emulator, 200) == 0
+    assert all("dryRun" in (r["query"] or "") for r in fast_emulator.requests() if r["method"] == "PUT")
