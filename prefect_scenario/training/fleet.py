@@ -19,7 +19,7 @@ from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingFailed
-from prefect_scenario.spend.block import ScenarioBudget, resolve_budget
+from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.images import ImageSource
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
@@ -106,6 +106,7 @@ async def train_lora_fleet(
     ]  # fmt: skip
     for request in requests:
         request.check()
+        check_units("max_creative_units", request.max_creative_units)  # every job's, before any request
     resolved = await resolve_credentials(credentials)
     for request in requests:
         request.credentials = resolved

@@ -4,7 +4,8 @@ Per scenario, N runs (``PSC_FAULT_RUNS``, default 5 in ``make test``; the issue'
 20 with ``PSC_FAULT_RUNS=20``) must each end ``trained`` with exactly one model,
 exactly the given images (compared by the sha256 of the bytes the emulator
 serves back) and exactly one training (the emulator's own training records, and
-no second successful or dry-run ``PUT .../train`` in its request log).
+no second successful ``PUT .../train`` in its request log; the cost estimate's dry run
+before it is expected).
 
 Each run re-seeds the injector (``seed = scenario seed + run``), so a failure is
 replayed by running the same scenario again. A table of runs, faults, retries

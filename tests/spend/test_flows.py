@@ -250,3 +250,13 @@ async def test_an_unavailable_estimate_refuses_when_a_limit_is_set(fast_emulator
     assert puts(fast_emulator, 200) == 0
     trains = [r for r in fast_emulator.requests() if r["method"] == "PUT" and r["path"].endswith("/train")]
     assert trains and all("dryRun" in (r["query"] or "") for r in trains)  # dry runs (retried), never a trigger
+
+
+async def test_a_fleet_job_with_a_bad_limit_fails_the_fleet_before_any_request(fast_emulator: EmulatorServer) -> None:
+    jobs = [
+        TrainingJob(name="ok", training_type="flux.2-dev-lora", images=images(80)),
+        TrainingJob(name="bad", training_type="flux.2-dev-lora", images=images(81), max_creative_units=-1),
+    ]
+    with pytest.raises(ConfigurationError, match="max_creative_units must be a positive"):
+        await train_lora_fleet(jobs=jobs, credentials=credentials_for(fast_emulator, project_id=project()))
+    assert fast_emulator.requests() == []
