@@ -17,8 +17,9 @@ Example:
 from __future__ import annotations
 
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.exceptions import APIError, InvalidInputError, ScenarioError, TrainingError
+from prefect_scenario.exceptions import APIError, BudgetExceeded, InvalidInputError, ScenarioError, TrainingError
 from prefect_scenario.retraining.flows import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
+from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.training.fleet import TrainingJob, train_lora_fleet
 from prefect_scenario.training.flows import train_edit_lora, train_lora
 from prefect_scenario.training.job_block import ScenarioTraining, ScenarioTrainingRun
@@ -40,8 +41,10 @@ __version__ = "0.2.0"
 
 __all__ = [
     "APIError",
+    "BudgetExceeded",
     "InvalidInputError",
     "PollPolicy",
+    "ScenarioBudget",
     "ScenarioCredentials",
     "ScenarioError",
     "ScenarioTraining",

@@ -29,7 +29,8 @@ One root, a subclass per cause, plain values only so that every error pickles
         ├── TrainingFailed                the server's reason
         ├── TrainingTimeout
         ├── TrainingCanceled
-        └── DatasetRejected               the dataset score gate said no
+        ├── DatasetRejected               the dataset score gate said no
+        └── BudgetExceeded                a spend limit said no (limit, spent, estimate)
 
 No error ever holds a request header, the API key or the secret: messages are
 built from status codes, the API's ``reason`` text, request and trace ids.
@@ -47,6 +48,7 @@ __all__ = [
     "AlreadyTrainingError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceeded",
     "ConfigurationError",
     "ConflictError",
     "DatasetPreflightError",
@@ -328,3 +330,31 @@ class DatasetPreflightError(InvalidDatasetError):
     def __init__(self, message: str, *, findings: tuple[dict[str, str | None], ...] = ()) -> None:
         super().__init__(message)
         self.findings = findings
+
+
+class BudgetExceeded(TrainingError):
+    """A spend limit refused the training before it was triggered; nothing was spent.
+
+    ``limit`` names the limit (``max_creative_units``, ``per_dataset``, ``per_project``,
+    ``per_fleet_run``), ``limit_units`` its value, ``spent`` what the ledger held against it
+    and ``estimate`` the dry run's estimate; ``outcome`` is ``refused`` (refused outright) or
+    ``skipped`` (paused for a decision, then skipped or timed out).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model_id: str | None = None,
+        limit: str | None = None,
+        limit_units: float | None = None,
+        spent: float = 0.0,
+        estimate: float | None = None,
+        outcome: str = "refused",
+    ) -> None:
+        super().__init__(message, model_id=model_id)
+        self.limit = limit
+        self.limit_units = limit_units
+        self.spent = spent
+        self.estimate = estimate
+        self.outcome = outcome

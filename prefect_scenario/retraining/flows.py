@@ -43,6 +43,7 @@ Every flow runs from sync code (a plain call returns its result) and from async 
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect import get_run_logger
@@ -54,6 +55,7 @@ from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_creden
 from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
 from prefect_scenario.retraining.datasets import Manifest, group_datasets, normalize_prefix
 from prefect_scenario.retraining.decisions import (
+    DecisionKind,
     retrain_idempotency_key,
 )
 from prefect_scenario.retraining.discovery import ListingDiscovery
@@ -74,12 +76,15 @@ from prefect_scenario.retraining.tasks import (
     sensor_state_key,
     write_sensor_state,
 )
+from prefect_scenario.spend.block import ScenarioBudget
+from prefect_scenario.spend.sensor import EVENT_BUDGET_EXCEEDED, SensorBudget
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.training.reconcile import idempotency_tag
 from prefect_scenario.training.suspension import WaitMode
 
 __all__ = [
+    "EVENT_BUDGET_EXCEEDED",
     "EVENT_DATASET_INVALID",
     "EVENT_DATASET_READY",
     "RETRAIN_DEPLOYMENT",
@@ -105,6 +110,8 @@ async def s3_curated_images_sensor(
     ignore_sidecar_edits: bool = False,
     retrain_parameters: dict[str, Any] | None = None,
     state_key: str | None = None,
+    budget: ScenarioBudget | str | None = None,
+    credentials: ScenarioCredentials | str | None = None,
 ) -> list[dict[str, Any]]:
     """One sensor cycle: find what changed under ``prefix`` and retrain the datasets that are ready.
 
@@ -129,12 +136,19 @@ async def s3_curated_images_sensor(
         ignore_sidecar_edits: Do not count sidecar edits as activity (passed on to the retrain).
         retrain_parameters: Extra parameters passed to every retrain run.
         state_key: The state object's key in the bucket (default: per prefix).
+        budget: A ``ScenarioBudget`` block or its saved name: a ready dataset over budget
+            is skipped with a ``scenario.budget.exceeded`` event (once per content per day)
+            and stays pending, so it retrains once the budget allows; a saved budget's
+            name is passed on to the retrain runs.
+        credentials: Only to know the project whose ledger the budget reads, when the
+            budget block has no ``project_id`` (no request is sent to Scenario).
 
     Returns:
         One summary per decision: dataset, kind, images, message, idempotency key, run id.
 
     Raises:
-        ConfigurationError: ``mode="notifications"`` without a ``queue_url``.
+        ConfigurationError: ``mode="notifications"`` without a ``queue_url``; a bad or
+            missing budget block.
 
     Example:
         ```python
@@ -144,6 +158,7 @@ async def s3_curated_images_sensor(
     if mode == "notifications" and not queue_url:
         raise ConfigurationError("mode='notifications' needs the queue_url of the bucket's SQS notifications")
     prefix = normalize_prefix(prefix)
+    guard = await SensorBudget.load(budget, credentials, datetime.now(UTC).date())
     aws = await resolve_aws_credentials(aws_credentials)
     s3 = aws.get_s3_client()
     key = state_key or sensor_state_key(prefix)
@@ -154,8 +169,16 @@ async def s3_curated_images_sensor(
     root_listing = ListingDiscovery(s3, bucket, prefix)
     observed, state, decisions, now = await observe_and_decide(discovery, root_listing, state, options)
     parameters = {**(retrain_parameters or {}), "ignore_sidecar_edits": ignore_sidecar_edits}
+    if guard is not None and guard.forwarded(budget):
+        parameters.setdefault("budget", guard.forwarded(budget))
     summaries: list[dict[str, Any]] = []
     for decision in decisions:
+        over = await guard.over_budget(decision.dataset_uri) if guard and decision.kind is DecisionKind.READY else None
+        if guard is not None and over is not None:
+            # Left pending (not marked requested): looked at again next cycle, retrained once the budget allows.
+            guard.report(decision.dataset_uri, decision.idempotency_key, over)
+            summaries.append({**decision_summary(decision, None), "kind": "over-budget", "message": over.reason})
+            continue
         state, run_id = await act_on_decision(decision, state, now, retrain_deployment, emit_ready_event, parameters)
         summaries.append(decision_summary(decision, run_id))
     # Save only after every run exists; acknowledge the queue only after saving.
@@ -178,6 +201,8 @@ async def retrain_from_s3(
     force: bool = False,
     poll_policy: PollPolicy = DEFAULT_POLICY,
     ignore_sidecar_edits: bool = False,
+    budget: ScenarioBudget | str | None = None,
+    max_creative_units: float | None = None,
 ) -> TrainingResult:
     """Train the LoRA of one S3 dataset on its current content.
 
@@ -202,6 +227,9 @@ async def retrain_from_s3(
         poll_policy: The wait loop's poll delay bounds.
         ignore_sidecar_edits: Leave sidecar files out of the content that keys the run, as
             the sensor did (the sensor passes its own setting).
+        budget: A ``ScenarioBudget`` block or its saved name; the dataset URI is the
+            dataset its per-dataset limit counts.
+        max_creative_units: Refuse the training if its dry run estimates more.
 
     Returns:
         The :class:`~prefect_scenario.training.flows.TrainingResult`.
@@ -232,6 +260,9 @@ async def retrain_from_s3(
         "upload_concurrency": upload_concurrency,
         "aws_credentials": aws,
         "poll_policy": poll_policy,
+        "budget": budget,
+        "max_creative_units": max_creative_units,
+        "dataset": dataset_uri,
     }
     lock = dataset_lock(dataset_uri)
     await ensure_concurrency_limit(lock)

@@ -12,6 +12,7 @@ import asyncio
 import time
 from typing import Any
 
+from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,6 +21,7 @@ from prefect_scenario.api.models import Model
 from prefect_scenario.catalog import TrainingParameters, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingFailed, TrainingTimeout
+from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.images import ImageSource
 from prefect_scenario.training.monitoring import emit_end_event
@@ -56,6 +58,9 @@ class TrainingJob(BaseModel):
     idempotency_key: str | None = Field(None, description="The run's key; derived from the dataset when not set.")
     force: bool = Field(False, description="Train again even if an identical dataset already trained.")
     min_dataset_score: float | None = Field(None, description="Refuse to train below this dataset score.")
+    max_creative_units: float | None = Field(
+        None, description="Refuse this job, before its trigger, if its dry run estimates more creative units."
+    )
 
 
 @scenario_flow(name="scenario-train-lora-fleet", flow_run_name="scenario-train-lora-fleet-{name}", **run_hooks())
@@ -69,6 +74,7 @@ async def train_lora_fleet(
     poll_policy: PollPolicy = DEFAULT_POLICY,
     raise_on_failure: bool = True,
     wait: WaitMode = "poll",
+    budget: ScenarioBudget | str | None = None,
 ) -> list[TrainingResult]:
     """Train many standard LoRAs at once and wait for all of them with one bulk poller.
 
@@ -86,6 +92,10 @@ async def train_lora_fleet(
         wait: ``"poll"`` (one bulk poller in this process), ``"suspend"`` (suspend the run once
             all are triggered, until the watcher resumes it when all ended; deployment runs
             only, elsewhere it polls) or False (return once all are triggered).
+        budget: a ``ScenarioBudget`` block (or its saved name); its ``per_fleet_run`` limit
+            applies to this run's jobs together, its other limits to each job as usual. A
+            job the budget (or its ``max_creative_units``) refuses is not triggered; the
+            jobs already started are waited for, then its ``BudgetExceeded`` is raised.
 
     Returns:
         One :class:`TrainingResult` per job, in order.
@@ -99,31 +109,42 @@ async def train_lora_fleet(
         >>> [r.status for r in results]
         ['trained', 'trained']
     """
+    context = FlowRunContext.get()
+    fleet = str(context.flow_run.id) if context and context.flow_run else None
+    resolved_budget = await resolve_budget(budget)
     requests = [
         TrainingRequest(
             **job.model_dump(exclude={"parameters"}), parameters=job.parameters, credentials=credentials,
             wait=False, timeout_seconds=timeout_seconds, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials,
+            aws_credentials=aws_credentials, budget=resolved_budget, fleet=fleet,
         )
         for job in jobs
     ]  # fmt: skip
     for request in requests:
         request.check()
+        check_units("max_creative_units", request.max_creative_units)  # every job's, before any request
     mode = parse_wait(wait)
     resolved = await resolve_credentials(credentials)
     if mode == "suspend" and (record := resumed_record()) is not None:
         return _outcome(await _resumed(resolved, jobs, record, poll_policy), raise_on_failure)
     for request in requests:
         request.credentials = resolved
-    started = await asyncio.gather(*(run_training(r) for r in requests))
+    outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    started = [o for o in outcomes if isinstance(o, TrainingResult)]
     pending = [r.model_id for r in started if r.status != "trained"]
-    if mode == "none":
+    if mode == "none" and not errors:
         return started
-    if mode == "suspend" and can_suspend() and pending:
+    # A refused job: the others are waited for in this process, then its error is raised.
+    if mode == "suspend" and can_suspend() and pending and not errors:
         keys = tuple(r.idempotency_key for r in started)
         await suspend_for(WaitRecord(model_ids=tuple(pending), keys=keys, deadline=time.time() + timeout_seconds))
     final = await wait_for_scenario_trainings(resolved, pending, timeout_seconds, True, poll_policy, len(pending))
-    return _outcome([r.with_model(final[r.model_id]) if r.model_id in final else r for r in started], raise_on_failure)
+    results = [r.with_model(final[r.model_id]) if r.model_id in final else r for r in started]
+    if errors:
+        # The jobs that started were waited for above: a refused job never orphans a paid one.
+        raise errors[0]
+    return _outcome(results, raise_on_failure)
 
 
 async def _resumed(

@@ -18,6 +18,7 @@ from prefect_aws import AwsCredentials
 from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.images import ImageSource, PairSource
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
@@ -45,6 +46,9 @@ async def train_lora(
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
     strict_preflight: bool = False,
+    max_creative_units: float | None = None,
+    budget: ScenarioBudget | str | None = None,
+    dataset: str | None = None,
 ) -> TrainingResult:
     """Train a standard LoRA: create the model, upload the images, train, wait.
 
@@ -81,6 +85,12 @@ async def train_lora(
         strict_preflight: refuse on every preflight warning too (near-duplicates, under
             1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
             the preflight's table artifact is ``scenario-preflight-<name>``.
+        max_creative_units: refuse the training, before it is triggered, if the dry run
+            estimates it above this many creative units.
+        budget: a ``ScenarioBudget`` block (or its saved name): limits per dataset, per
+            project and per fleet run, checked against the ledger before the trigger.
+        dataset: the dataset label the budget's per-dataset limit and the ledger use
+            (default: the model name).
 
     Returns:
         The :class:`TrainingResult`.
@@ -91,6 +101,8 @@ async def train_lora(
         TrainingFailed: the training failed (with the server's reason).
         TrainingTimeout: it did not end in time (it was cancelled).
         DatasetRejected: the dataset score was below ``min_dataset_score``.
+        BudgetExceeded: ``max_creative_units`` or the budget refused the training (or a
+            pause for a decision skipped it); nothing was triggered.
 
     Example:
         From a plain script or a sync flow (``credentials`` and ``hero_images`` come
@@ -131,6 +143,9 @@ async def train_edit_lora(
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
     strict_preflight: bool = False,
+    max_creative_units: float | None = None,
+    budget: ScenarioBudget | str | None = None,
+    dataset: str | None = None,
 ) -> TrainingResult:
     """Train an edit LoRA from before/after pairs, each with an instruction.
 
@@ -152,6 +167,12 @@ async def train_edit_lora(
         strict_preflight: refuse on every preflight warning too (near-duplicates, under
             1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
             the preflight's table artifact is ``scenario-preflight-<name>``.
+        max_creative_units: refuse the training, before it is triggered, if the dry run
+            estimates it above this many creative units.
+        budget: a ``ScenarioBudget`` block (or its saved name): limits per dataset, per
+            project and per fleet run, checked against the ledger before the trigger.
+        dataset: the dataset label the budget's per-dataset limit and the ledger use
+            (default: the model name).
 
     Returns:
         The :class:`TrainingResult`.
@@ -161,6 +182,7 @@ async def train_edit_lora(
         DatasetPreflightError: the dataset preflight refused it, before any request.
         TrainingFailed: the training failed.
         TrainingTimeout: it did not end in time (it was cancelled).
+        BudgetExceeded: ``max_creative_units`` or the budget refused the training.
 
     Example:
         >>> pairs = [(before, after, "make the background a snowy forest") for before, after in hero_pairs]

@@ -41,6 +41,8 @@ from prefect_scenario.catalog import (
 )
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
+from prefect_scenario.spend.block import ScenarioBudget
+from prefect_scenario.spend.gate import check_spend, prepare_spend
 from prefect_scenario.training.dataset_preflight import run_flow_preflight
 from prefect_scenario.training.images import (
     ImageSource,
@@ -151,6 +153,10 @@ class TrainingRequest:
     aws_credentials: Any = None
     poll_policy: PollPolicy = DEFAULT_POLICY
     durations: dict[str, float] = field(default_factory=dict)
+    max_creative_units: float | None = None
+    budget: ScenarioBudget | str | None = None
+    dataset: str | None = None
+    fleet: str | None = None
 
     def check(self) -> tuple[TrainingType, TrainingParameters, list[str]]:
         """Every check that needs no request; the type, the validated parameters, and size warnings.
@@ -203,6 +209,7 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
     ttype, params, warnings = request.check()
     for warning in warnings:
         run_logger().warning(warning)
+    await prepare_spend(request)  # limits and the budget block are checked before any request
     credentials = await resolve_credentials(request.credentials)
     if parse_wait(request.wait) == "suspend" and (record := resumed_record()) is not None:
         # A resumed run (Prefect starts it from the top): finish from the model, touch nothing else.
@@ -266,11 +273,14 @@ async def _steps(
         started = clock()
         score = await check_scenario_dataset_score(credentials, model.id, request.min_dataset_score)
         durations["score"] = clock() - started
+        spend = await check_spend(request, credentials, model, params)  # one dry run; limits; reservation
         started = clock()
-        answer = await trigger_scenario_training(
-            credentials, model.id, params, request.timeout_seconds, request.poll_policy
-        )
+        async with spend.releasing_on_error():
+            answer = await trigger_scenario_training(
+                credentials, model.id, params, request.timeout_seconds, request.poll_policy
+            )
         durations["trigger"] = clock() - started
+        await spend.record(answer)  # the actual cost replaces the reservation in the ledger
         result = result.model_copy(
             update={"job_id": answer.job_id or result.job_id, "creative_units_cost": answer.creative_units_cost,
                     "dataset_score": score.score if score else None, "status": "training"}

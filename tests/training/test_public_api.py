@@ -45,6 +45,8 @@ def test_all_lists_exactly_the_public_names() -> None:
     }
     assert set(prefect_scenario.__all__) == public
     assert prefect_scenario.__all__ == sorted(prefect_scenario.__all__, key=lambda n: (not n[0].isupper(), n))
+    # Spend control (issue 14): the budget block and its refusal are public.
+    assert {"BudgetExceeded", "ScenarioBudget"} <= set(prefect_scenario.__all__)
 
 
 def test_task_and_flow_names_say_scenario() -> None:

@@ -153,4 +153,5 @@ def test_an_unavailable_dataset_score_is_advisory(tmp_path: object) -> None:
         with pytest.raises(exc.DatasetRejected, match="unavailable"):
             train_lora(name="needs-score", training_type="flux.2-dev-lora", images=[png(i + 40) for i in range(3)],
                        credentials=credentials_for(server), poll_policy=FAST_POLL, min_dataset_score=0.5)  # fmt: skip
-        assert len(calls(server, "PUT", "/train")) == 1  # the second run spent nothing
+        assert len(calls(server, "PUT", "/train", status=200)) == 1  # the second run spent nothing (no trigger)
+        assert len(calls(server, "PUT", "/train", status=269)) == 1  # the first run's cost estimate (dry run)

@@ -1,0 +1,33 @@
+"""The ScenarioBudget block: Prefect's block standards, and a saved block round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from prefect.blocks.core import Block
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
+
+from prefect_scenario import ScenarioBudget
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestScenarioBudgetStandards(BlockStandardTestSuite):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return ScenarioBudget
+
+    def test_has_a_valid_image(self, block: type[Block]) -> None:
+        # Offline machine: check the file the logo URL serves from the repository instead.
+        url = str(block._logo_url)
+        assert url.startswith("https://") and url.endswith("/docs/logo.png")
+        with Image.open(ROOT / "docs" / "logo.png") as logo:
+            assert logo.width == logo.height
+
+
+def test_the_limits_carry_the_settings() -> None:
+    limits = ScenarioBudget(per_project=1000, per_fleet_run=300, period="month", on_exceeded="pause").limits()
+    assert (limits.per_dataset, limits.per_project, limits.per_fleet_run) == (None, 1000, 300)
+    assert (limits.period, limits.on_exceeded) == ("month", "pause")
