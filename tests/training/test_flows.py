@@ -119,18 +119,21 @@ async def test_failure_raises_with_the_server_reason(fast_emulator: EmulatorServ
     assert raised.value.reason and "out of memory" in raised.value.reason
 
 
-async def test_timeout_cancels_the_remote_training(fast_emulator: EmulatorServer) -> None:
-    with pytest.raises(exc.TrainingTimeout) as raised:
-        await train_lora(
-            name="slow", training_type="flux.2-klein-4b-lora", images=[png(1)], timeout_seconds=0.05,
-            credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL,
-        )  # fmt: skip
+async def test_timeout_cancels_the_remote_training() -> None:
     from prefect_scenario.api.client import ScenarioClient
 
-    async with ScenarioClient(
-        api_key=KEY, api_secret=SECRET, project_id="proj_flows", base_url=fast_emulator.base_url
-    ) as c:
-        assert (await c.get_model(raised.value.model_id or "")).status == "training-canceled"
+    # A 600 s training: however busy the machine, it is still training when the timeout cancels it.
+    config = EmulatorConfig(api_key=KEY, api_secret=SECRET, queue_seconds=0.05, start_seconds=0.05, train_seconds=600)
+    with EmulatorServer(config) as emulator:
+        with pytest.raises(exc.TrainingTimeout) as raised:
+            await train_lora(
+                name="slow", training_type="flux.2-klein-4b-lora", images=[png(1)], timeout_seconds=0.05,
+                credentials=credentials_for(emulator), poll_policy=FAST_POLL,
+            )  # fmt: skip
+        async with ScenarioClient(
+            api_key=KEY, api_secret=SECRET, project_id="proj_flows", base_url=emulator.base_url
+        ) as c:
+            assert (await c.get_model(raised.value.model_id or "")).status == "training-canceled"
 
 
 def _bad(**kw: Any) -> dict[str, Any]:
