@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
     commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
     serve = commands.add_parser("serve", help="serve the sensor, retrain and cron deployments in this process")
-    serve.add_argument("--bucket", required=True, help="the bucket holding the curated datasets")
+    serve.add_argument("--bucket", help="the bucket holding the curated datasets (without: only the training watcher)")
     serve.add_argument("--prefix", default="", help="the root prefix; one dataset per sub-prefix")
     serve.add_argument("--aws-block", help="a saved prefect-aws AwsCredentials block (default: the AWS environment)")
     serve.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
@@ -80,6 +80,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--event-driven", action="store_true", help="retrain from scenario.dataset.ready events")
     serve.add_argument("--mode", choices=["list", "notifications"], default="list", help="how the sensor discovers")
     serve.add_argument("--queue-url", help="the SQS queue of the bucket's notifications (notifications mode)")
+    serve.add_argument("--wait", choices=["poll", "suspend"], default="poll",
+                       help="how retrain runs wait for a training (suspend: free the process meanwhile)")  # fmt: skip
+    serve.add_argument("--watch-interval", type=float, default=30.0,
+                       help="seconds between training-watcher cycles (0: do not serve the watcher)")  # fmt: skip
     return parser
 
 
@@ -252,6 +256,7 @@ def _preflight(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
+    from prefect_scenario.exceptions import ConfigurationError
     from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
 
     config = ServeConfig(
@@ -267,8 +272,13 @@ def _serve(args: argparse.Namespace) -> int:
         event_driven=args.event_driven,
         mode=args.mode,
         queue_url=args.queue_url,
+        wait=args.wait,
+        watch_interval_seconds=args.watch_interval,
     )
-    serve(*build_deployments(config))
+    deployments = build_deployments(config)
+    if not deployments:
+        raise ConfigurationError("nothing to serve: give --bucket, or a --watch-interval above 0")
+    serve(*deployments)
     return 0
 
 

@@ -1,6 +1,10 @@
-"""The retraining deployments, served in one process for local use (``prefect-scenario serve``).
+"""The deployments ``prefect-scenario serve`` serves in one process for local use.
 
-Three deployments, the same as ``deployments/prefect.yaml`` describes for a work pool:
+The same as ``deployments/prefect.yaml`` describes for a work pool:
+
+- ``scenario-training-watcher/training-watcher``: resumes the training runs suspended by
+  ``wait="suspend"`` once their trainings end (:mod:`prefect_scenario.training.watcher`),
+  every ``watch_interval_seconds``; the only deployment served without a bucket;
 
 - ``scenario-s3-curated-images-sensor/s3-curated-images-sensor``: the sensor on an
   interval schedule;
@@ -45,8 +49,19 @@ from prefect_scenario.retraining.flows import (
     retrain_from_s3,
     s3_curated_images_sensor,
 )
+from prefect_scenario.training.suspension import WaitMode
+from prefect_scenario.training.watcher import DEFAULT_WATCH_INTERVAL, scenario_training_watcher
 
-__all__ = ["RETRAIN_DEPLOYMENT", "ServeConfig", "block_reference", "build_deployments"]
+__all__ = [
+    "RETRAIN_DEPLOYMENT",
+    "WATCHER_DEPLOYMENT",
+    "ServeConfig",
+    "block_reference",
+    "build_deployments",
+    "watcher_deployment",
+]
+
+WATCHER_DEPLOYMENT = "scenario-training-watcher/training-watcher"
 
 _CHECK_PARAMETER_SCHEMA = False  # see the module docstring: AwsCredentials references
 
@@ -65,7 +80,7 @@ def block_reference(block_type_slug: str, name: str | None) -> dict[str, Any] | 
 class ServeConfig:
     """What the served deployments watch and use."""
 
-    bucket: str
+    bucket: str | None = None
     prefix: str = ""
     aws_block: str | None = None
     scenario_block: str | None = None
@@ -77,12 +92,29 @@ class ServeConfig:
     event_driven: bool = False
     mode: str = "list"
     queue_url: str | None = None
-    wait: bool = True
+    wait: WaitMode = "poll"
     ignore_sidecar_edits: bool = False
+    watch_interval_seconds: float | None = DEFAULT_WATCH_INTERVAL
+
+
+def watcher_deployment(config: ServeConfig) -> RunnerDeployment:
+    """The training watcher on an interval schedule."""
+    credentials = {"credentials": block_reference("scenario-credentials", config.scenario_block)}
+    deployment = scenario_training_watcher.to_deployment(
+        name=WATCHER_DEPLOYMENT.split("/")[1],
+        interval=config.watch_interval_seconds or DEFAULT_WATCH_INTERVAL,
+        parameters=credentials,
+        description="Resume the training runs suspended while Scenario trains, once their trainings end.",
+        enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
+    )
+    return cast(RunnerDeployment, deployment)
 
 
 def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
-    """The sensor, retrain and cron deployments for ``config``."""
+    """The watcher, and with a bucket the sensor, retrain and cron deployments, for ``config``."""
+    watcher = [watcher_deployment(config)] if config.watch_interval_seconds != 0 else []
+    if config.bucket is None:
+        return watcher
     aws = {"aws_credentials": block_reference("aws-credentials", config.aws_block)}
     both = {**aws, "credentials": block_reference("scenario-credentials", config.scenario_block)}
     watched = {"bucket": config.bucket, "prefix": config.prefix, "ignore_sidecar_edits": config.ignore_sidecar_edits}
@@ -112,7 +144,7 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
         enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
     )  # fmt: skip
     # `to_deployment` is sync-compatible: called from sync code it returns the deployment.
-    deployments: list[Any] = [sensor, retrain]
+    deployments: list[Any] = [*watcher, sensor, retrain]
     if config.cron:
         deployments.append(
             retrain_changed_datasets.to_deployment(

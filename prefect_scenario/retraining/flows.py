@@ -77,6 +77,7 @@ from prefect_scenario.retraining.tasks import (
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.training.reconcile import idempotency_tag
+from prefect_scenario.training.suspension import WaitMode
 
 __all__ = [
     "EVENT_DATASET_INVALID",
@@ -171,7 +172,7 @@ async def retrain_from_s3(
     training_type: str | None = None,
     model_name: str | None = None,
     expected_manifest_digest: str | None = None,
-    wait: bool = True,
+    wait: WaitMode = "poll",
     timeout_seconds: float = 4 * 3600,
     upload_concurrency: int = 4,
     force: bool = False,
@@ -193,7 +194,8 @@ async def retrain_from_s3(
         training_type: The type when the dataset has no sidecar.
         model_name: The model name when the sidecar gives none (default: the prefix's last part).
         expected_manifest_digest: The digest the sensor decided on (logged if it moved on).
-        wait: Wait for the training to end.
+        wait: ``"poll"`` waits in this process, ``"suspend"`` frees it until the watcher resumes the run
+            (deployment runs), False returns once the training started.
         timeout_seconds: How long to wait.
         upload_concurrency: Images in flight at once.
         force: Train again even if this manifest already trained.
@@ -287,7 +289,7 @@ async def retrain_changed_datasets(
     credentials: ScenarioCredentials | None = None,
     training_type: str | None = None,
     min_images: int = 5,
-    wait: bool = True,
+    wait: WaitMode = "poll",
     poll_policy: PollPolicy = DEFAULT_POLICY,
     ignore_sidecar_edits: bool = False,
 ) -> list[TrainingResult]:

@@ -9,19 +9,31 @@ one request per polling cycle (50 ids a request), not one per model.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefect_scenario._dispatch import scenario_flow
-from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.api.models import Model
+from prefect_scenario.catalog import TrainingParameters, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
-from prefect_scenario.exceptions import TrainingFailed
+from prefect_scenario.exceptions import TrainingFailed, TrainingTimeout
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.images import ImageSource
+from prefect_scenario.training.monitoring import emit_end_event
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX
+from prefect_scenario.training.suspension import (
+    WaitMode,
+    WaitRecord,
+    can_suspend,
+    parse_wait,
+    resumed_record,
+    suspend_for,
+)
 from prefect_scenario.training.waiting import wait_for_scenario_trainings
 
 __all__ = ["TrainingJob", "train_lora_fleet"]
@@ -56,6 +68,7 @@ async def train_lora_fleet(
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
     raise_on_failure: bool = True,
+    wait: WaitMode = "poll",
 ) -> list[TrainingResult]:
     """Train many standard LoRAs at once and wait for all of them with one bulk poller.
 
@@ -70,6 +83,9 @@ async def train_lora_fleet(
         aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
         poll_policy: the wait loop's poll delay bounds.
         raise_on_failure: raise ``TrainingFailed`` once all ended if any failed.
+        wait: ``"poll"`` (one bulk poller in this process), ``"suspend"`` (suspend the run once
+            all are triggered, until the watcher resumes it when all ended; deployment runs
+            only, elsewhere it polls) or False (return once all are triggered).
 
     Returns:
         One :class:`TrainingResult` per job, in order.
@@ -93,13 +109,64 @@ async def train_lora_fleet(
     ]  # fmt: skip
     for request in requests:
         request.check()
+    mode = parse_wait(wait)
     resolved = await resolve_credentials(credentials)
+    if mode == "suspend" and (record := resumed_record()) is not None:
+        return _outcome(await _resumed(resolved, jobs, record, poll_policy), raise_on_failure)
     for request in requests:
         request.credentials = resolved
     started = await asyncio.gather(*(run_training(r) for r in requests))
     pending = [r.model_id for r in started if r.status != "trained"]
+    if mode == "none":
+        return started
+    if mode == "suspend" and can_suspend() and pending:
+        keys = tuple(r.idempotency_key for r in started)
+        await suspend_for(WaitRecord(model_ids=tuple(pending), keys=keys, deadline=time.time() + timeout_seconds))
     final = await wait_for_scenario_trainings(resolved, pending, timeout_seconds, True, poll_policy, len(pending))
-    results = [r.with_model(final[r.model_id]) if r.model_id in final else r for r in started]
+    return _outcome([r.with_model(final[r.model_id]) if r.model_id in final else r for r in started], raise_on_failure)
+
+
+async def _resumed(
+    credentials: ScenarioCredentials, jobs: list[TrainingJob], record: WaitRecord, poll_policy: PollPolicy
+) -> list[TrainingResult]:
+    """The fleet's results from its models as they are now (a resumed run: nothing is sent but reads)."""
+    async with credentials.get_client() as client:
+        models = await client.get_models_bulk(record.model_ids)
+        under_way = [m.id for m in models if not m.is_terminal]
+        if under_way and record.remaining() > 0:
+            if can_suspend():
+                await suspend_for(record)  # resumed before the end: free the process again
+            final = await wait_for_scenario_trainings(
+                credentials, under_way, record.remaining(), True, poll_policy, len(under_way)
+            )
+            models, under_way = [final.get(m.id, m) for m in models], []
+        if under_way:
+            for model_id in under_way:
+                await client.cancel_training(model_id)
+            raise TrainingTimeout(
+                f"{len(under_way)} trainings did not end within the fleet's timeout: cancelled", model_id=under_way[0]
+            )
+    by_job: dict[tuple[str, str], list[Model]] = {}
+    for model in models:
+        emit_end_event(model)
+        by_job.setdefault((model.name or "", model.type or ""), []).append(model)
+    results = []
+    for job in jobs:
+        ttype = get_training_type(job.training_type)
+        candidates = by_job.get((job.name, ttype.id))
+        if not candidates:
+            raise TrainingFailed(f"the resumed fleet found no model for job {job.name!r} (deleted?)")
+        model = candidates.pop(0)
+        key = next((t[len(IDEMPOTENCY_TAG_PREFIX) :] for t in model.tags if t.startswith(IDEMPOTENCY_TAG_PREFIX)), "")
+        result = TrainingResult(
+            model_id=model.id, name=job.name, training_type=ttype.id, family=ttype.family, status=model.status,
+            idempotency_key=key, reused=False, images=len(job.images), job_id=model.job_id,
+        )  # fmt: skip
+        results.append(result.with_model(model))
+    return results
+
+
+def _outcome(results: list[TrainingResult], raise_on_failure: bool) -> list[TrainingResult]:
     failed = [r for r in results if r.status != "trained"]
     if failed and raise_on_failure:
         raise TrainingFailed(

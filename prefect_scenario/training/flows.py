@@ -5,7 +5,8 @@ and from async code (``await train_lora(...)``). Everything is checked before th
 request; every run has an idempotency key recorded on its model, so a re-run after a
 crash continues the same model (:mod:`prefect_scenario.training.pipeline`). Cancelling
 the flow run cancels the remote training too
-(:mod:`prefect_scenario.training.cancellation`).
+(:mod:`prefect_scenario.training.cancellation`). With ``wait="suspend"`` a deployment's run
+holds no process while Scenario trains (:mod:`prefect_scenario.training.suspension`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.images import ImageSource, PairSource
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.suspension import WaitMode
 
 __all__ = ["TrainingResult", "train_edit_lora", "train_lora"]
 
@@ -34,7 +36,7 @@ async def train_lora(
     captions: dict[str, str] | None = None,
     caption_prefix: str | None = None,
     parameters: TrainingParameters | dict[str, Any] | None = None,
-    wait: bool = True,
+    wait: WaitMode = "poll",
     timeout_seconds: float = 4 * 3600,
     idempotency_key: str | None = None,
     force: bool = False,
@@ -63,7 +65,10 @@ async def train_lora(
             description, which Scenario trains on; a changed caption trains again.
         caption_prefix: put at the start of every caption, e.g. a trigger word ``"KAEL_07, "``.
         parameters: training parameters (wire or snake_case names).
-        wait: wait for the training to end (else return once it started).
+        wait: ``"poll"`` (or True) waits in this process; ``"suspend"`` suspends the flow run
+            once the training started, freeing its process and worker slot until the watcher
+            (``scenario-training-watcher``) or a Scenario webhook resumes it (deployment runs
+            only; elsewhere it polls, with a warning); False returns once it started.
         timeout_seconds: how long to wait; on timeout the remote training is cancelled.
         idempotency_key: the run's key; derived from name, type, image hashes and
             parameters when not given.
@@ -117,7 +122,7 @@ async def train_edit_lora(
     pairs: list[PairSource | dict[str, Any]],
     credentials: ScenarioCredentials | None = None,
     parameters: TrainingParameters | dict[str, Any] | None = None,
-    wait: bool = True,
+    wait: WaitMode = "poll",
     timeout_seconds: float = 4 * 3600,
     idempotency_key: str | None = None,
     force: bool = False,
@@ -136,7 +141,7 @@ async def train_edit_lora(
             images as for :func:`train_lora`. At least 2.
         credentials: as for :func:`train_lora`.
         parameters: training parameters; ``sampleSourceImages`` must match ``samplePrompts``.
-        wait: wait for the training to end.
+        wait: ``"poll"``, ``"suspend"`` or False, as for :func:`train_lora`.
         timeout_seconds: how long to wait; on timeout the remote training is cancelled.
         idempotency_key: the run's key (derived from the pairs when not given).
         force: train again even if identical pairs already trained.

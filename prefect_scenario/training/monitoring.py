@@ -16,7 +16,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from prefect.artifacts import (
     acreate_markdown_artifact,
@@ -41,10 +41,12 @@ __all__ = [
     "add_progress_listener",
     "artifact_key",
     "dataset_score_rows",
+    "emit_end_event",
     "emit_training_event",
     "model_resource",
     "progress_percent",
     "summary_markdown",
+    "terminal_event_id",
 ]
 
 EVENT_CREATED = "scenario.model.created"
@@ -65,6 +67,28 @@ def model_resource(model_id: str, *, name: str | None = None, training_type: str
     return resource
 
 
+# The end of a training is seen by whoever looks first: the run's own wait, the watcher or the
+# webhook receiver. Its events get an id derived from the event, the model and its job, so the
+# Prefect server stores and evaluates each once (it drops a repeated event id, in storage and
+# in the automations' triggers), however many of them report it.
+_TERMINAL_EVENTS_NAMESPACE = UUID("9a2b4f0e-5f7d-4c55-9d61-3c1f1b8f6a01")
+
+
+def terminal_event_id(event: str, model: Model) -> UUID | None:
+    """The fixed id of a terminal event of one training of ``model`` (None for other events).
+
+    Example:
+        >>> m = Model.model_validate({"id": "model_1", "status": "trained", "jobId": "job_1"})
+        >>> terminal_event_id(EVENT_COMPLETED, m) == terminal_event_id(EVENT_COMPLETED, m)
+        True
+        >>> terminal_event_id(EVENT_STARTED, m) is None
+        True
+    """
+    if event not in (EVENT_COMPLETED, EVENT_FAILED, EVENT_CANCELED):
+        return None
+    return uuid5(_TERMINAL_EVENTS_NAMESPACE, f"{event}:{model.id}:{model.job_id or ''}")
+
+
 def emit_training_event(event: str, model: Model, payload: Mapping[str, Any] | None = None) -> None:
     """Emit ``event`` about ``model``; monitoring never breaks a training."""
     try:
@@ -72,9 +96,20 @@ def emit_training_event(event: str, model: Model, payload: Mapping[str, Any] | N
             event=event,
             resource=model_resource(model.id, name=model.name, training_type=model.type),
             payload={"status": model.status, **(payload or {})},
+            id=terminal_event_id(event, model),
         )
     except Exception as exc:
         _log.warning("could not emit %s for %s: %s", event, model.id, type(exc).__name__)
+
+
+def emit_end_event(model: Model) -> None:
+    """Emit the terminal event of a model whose training ended (nothing for one still training)."""
+    if model.status == "trained":
+        emit_training_event(EVENT_COMPLETED, model, {"epochs": len(model.epochs)})
+    elif model.status == "failed":
+        emit_training_event(EVENT_FAILED, model, {"reason": model.failure_reason})
+    elif model.status == "training-canceled":
+        emit_training_event(EVENT_CANCELED, model)
 
 
 def artifact_key(prefix: str, name: str) -> str:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prefect.context import FlowRunContext
 from pydantic import BaseModel, Field
 
 from prefect_scenario._logging import run_logger
@@ -39,7 +40,7 @@ from prefect_scenario.catalog import (
     validate_parameters,
 )
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
-from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError
+from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
 from prefect_scenario.training.dataset_preflight import run_flow_preflight
 from prefect_scenario.training.images import (
     ImageSource,
@@ -49,8 +50,24 @@ from prefect_scenario.training.images import (
     prepare_images,
     prepare_pairs,
 )
-from prefect_scenario.training.monitoring import artifact_key, publish_summary
+from prefect_scenario.training.monitoring import (
+    EVENT_CANCELED,
+    ProgressReporter,
+    artifact_key,
+    emit_training_event,
+    publish_summary,
+)
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.training.suspension import (
+    WAITING_TAG,
+    WaitMode,
+    WaitRecord,
+    can_suspend,
+    parse_wait,
+    resumed_record,
+    set_run_tags,
+    suspend_for,
+)
 from prefect_scenario.training.tasks import (
     add_scenario_training_images,
     check_scenario_dataset_score,
@@ -58,7 +75,7 @@ from prefect_scenario.training.tasks import (
     set_scenario_training_pairs,
     trigger_scenario_training,
 )
-from prefect_scenario.training.waiting import wait_for_scenario_training
+from prefect_scenario.training.waiting import finish, wait_for_scenario_training
 
 __all__ = ["EpochResult", "TrainingRequest", "TrainingResult", "derive_idempotency_key", "run_training"]
 
@@ -125,7 +142,7 @@ class TrainingRequest:
     strict_preflight: bool = False
     pairs: list[PairSource | dict[str, Any]] | None = None
     parameters: TrainingParameters | dict[str, Any] | None = None
-    wait: bool = True
+    wait: WaitMode = "poll"
     timeout_seconds: float = 4 * 3600
     idempotency_key: str | None = None
     force: bool = False
@@ -143,6 +160,7 @@ class TrainingRequest:
         """
         ttype = get_training_type(self.training_type)
         params = validate_parameters(ttype, self.parameters)
+        parse_wait(self.wait)
         if self.timeout_seconds <= 0:
             raise ConfigurationError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
         if self.upload_concurrency < 1:
@@ -186,6 +204,9 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
     for warning in warnings:
         run_logger().warning(warning)
     credentials = await resolve_credentials(request.credentials)
+    if parse_wait(request.wait) == "suspend" and (record := resumed_record()) is not None:
+        # A resumed run (Prefect starts it from the top): finish from the model, touch nothing else.
+        return await _finish_resumed(request, credentials, ttype, params, record)
     with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
         aws = await resolve_aws_credentials(request.aws_credentials) if request.aws_credentials is not None else None
         options: dict[str, Any] = {
@@ -254,8 +275,20 @@ async def _steps(
             update={"job_id": answer.job_id or result.job_id, "creative_units_cost": answer.creative_units_cost,
                     "dataset_score": score.score if score else None, "status": "training"}
         )  # fmt: skip
-    if not request.wait:
+    mode = parse_wait(request.wait)
+    if mode == "none":
         return _done(result, durations)
+    if mode == "suspend":
+        if can_suspend():
+            await suspend_for(
+                WaitRecord(
+                    model_ids=(model.id,), keys=(key,), deadline=time.time() + request.timeout_seconds,
+                    cost=result.creative_units_cost, dataset_score=result.dataset_score,
+                )
+            )  # fmt: skip
+        run_logger().warning(
+            'wait="suspend" needs a deployment run (Prefect can only suspend those): waiting in this process'
+        )
     started = clock()
     try:
         final = await wait_for_scenario_training(
@@ -269,6 +302,58 @@ async def _steps(
     )  # fmt: skip
     run_logger().info("model %s is %s", final.id, final.status)
     return _done(result.with_model(final), durations)
+
+
+async def _finish_resumed(
+    request: TrainingRequest,
+    credentials: ScenarioCredentials,
+    ttype: TrainingType,
+    params: TrainingParameters,
+    record: WaitRecord,
+) -> TrainingResult:
+    """Finish a resumed run as the in-process wait would: events, summary, result or error."""
+    context_run = FlowRunContext.get()
+    assert context_run is not None and context_run.flow_run is not None
+    context_run.flow_run.tags = await set_run_tags(context_run.flow_run.id, remove=[WAITING_TAG])
+    model_id = record.model_ids[0]
+    logger = run_logger()
+    async with credentials.get_client() as client:
+        model = await client.get_model(model_id)
+        logger.info("resumed: model %s is %s", model_id, model.status)
+        timed_out = record.remaining() <= 0 and model.status in ("training", "training-canceled")
+        if not model.is_terminal and not timed_out:
+            if can_suspend():
+                # Resumed before the end (from the UI, say): free the process again.
+                await suspend_for(record)
+            model = await wait_for_scenario_training(
+                credentials, model_id, record.remaining(), True, request.poll_policy
+            )
+        elif timed_out:
+            if model.status == "training":
+                logger.warning("timed out: cancelling the training of %s", model_id)
+                await client.cancel_training(model_id)
+                model = await client.get_model(model_id)
+            emit_training_event(EVENT_CANCELED, model, {"reason": "timeout"})
+            raise TrainingTimeout(
+                f"training of {model_id} did not end within timeout_seconds={request.timeout_seconds:g}: "
+                "it was cancelled",
+                model_id=model_id,
+                waited_seconds=request.timeout_seconds,
+            )
+        else:
+            await ProgressReporter(key=artifact_key("scenario-training", model_id)).update(model)
+            model = await finish(client, model)
+    result = TrainingResult(
+        model_id=model.id, name=model.name or request.name, training_type=ttype.id, family=ttype.family,
+        status=model.status, idempotency_key=record.keys[0] if record.keys else (request.idempotency_key or ""),
+        reused=False, images=len(request.images or []), pairs=len(request.pairs or []), job_id=model.job_id,
+        creative_units_cost=record.cost, dataset_score=record.dataset_score, durations=request.durations,
+    )  # fmt: skip
+    await publish_summary(
+        model, key=artifact_key("scenario-model", request.name), parameters=params.to_wire(), cost=record.cost
+    )
+    logger.info("model %s is %s", model.id, model.status)
+    return _done(result.with_model(model), request.durations)
 
 
 def _done(result: TrainingResult, durations: dict[str, float]) -> TrainingResult:

@@ -46,7 +46,8 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployments = {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}
-    assert {"s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"} <= set(deployments)
+    expected = {"training-watcher", "s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"}
+    assert expected <= set(deployments)
     check_kubernetes_deployments(deployments)
 
 

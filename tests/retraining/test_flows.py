@@ -175,11 +175,24 @@ def test_block_parameters_are_typed_for_the_run_form() -> None:
 def test_a_saved_block_is_passed_by_reference() -> None:
     from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
 
-    sensor, retrain, cron = build_deployments(ServeConfig(bucket="b", aws_block="moto", scenario_block="emu"))
+    watcher, sensor, retrain, cron = build_deployments(
+        ServeConfig(bucket="b", aws_block="moto", scenario_block="emu", wait="suspend")
+    )
+    assert watcher.name == "training-watcher"
+    assert watcher.parameters == {"credentials": {"$ref": {"block_document_slug": "scenario-credentials/emu"}}}
+    assert retrain.parameters["wait"] == "suspend"
     assert sensor.parameters["aws_credentials"] == {"$ref": {"block_document_slug": "aws-credentials/moto"}}
     assert retrain.parameters["credentials"] == {"$ref": {"block_document_slug": "scenario-credentials/emu"}}
     assert cron.parameters["credentials"] == retrain.parameters["credentials"]
     assert sensor.parameters["retrain_deployment"] == "scenario-retrain-from-s3/retrain-from-s3"
+
+
+def test_without_a_bucket_only_the_watcher_is_served() -> None:
+    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
+
+    (watcher,) = build_deployments(ServeConfig(watch_interval_seconds=2))
+    assert watcher.name == "training-watcher" and watcher.schedules[0].schedule.interval.total_seconds() == 2
+    assert build_deployments(ServeConfig(watch_interval_seconds=0)) == []
 
 
 async def test_s3_captions_and_sidecar_captions_become_descriptions(

@@ -11,9 +11,9 @@ from PIL import Image
 
 from prefect_scenario import exceptions as exc
 from prefect_scenario.training.flows import train_edit_lora, train_lora
-from scenario_emulator import EmulatorServer
+from scenario_emulator import EmulatorConfig, EmulatorServer
 from scenario_emulator.faults import FaultConfig
-from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
+from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for, end_training_once_polled
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -248,7 +248,7 @@ async def test_a_fleet_refuses_a_bad_job_before_any_request(fast_emulator: Emula
     assert fast_emulator.requests() == []
 
 
-async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emulator: EmulatorServer) -> None:
+async def test_artifacts_and_events_are_visible_through_the_prefect_api() -> None:
     import asyncio
 
     from prefect.client.orchestration import get_client
@@ -258,10 +258,15 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api(fast_emu
     from prefect_scenario.training.monitoring import artifact_key
     from tests.prefect_api import arequest
 
-    result = await train_lora(
-        name="Visible Hero", training_type="flux.2-dev-lora", images=[png(300 + i) for i in range(3)],
-        parameters={"samplePrompts": ["a hero"]}, credentials=credentials_for(fast_emulator), poll_policy=FAST_POLL,
-    )  # fmt: skip
+    config = EmulatorConfig(api_key=KEY, api_secret=SECRET, queue_seconds=0.05, start_seconds=0.05, train_seconds=600)
+    with EmulatorServer(config) as emulator:
+        result, _ = await asyncio.gather(
+            train_lora(
+                name="Visible Hero", training_type="flux.2-dev-lora", images=[png(300 + i) for i in range(3)],
+                parameters={"samplePrompts": ["a hero"]}, credentials=credentials_for(emulator), poll_policy=FAST_POLL,
+            ),
+            end_training_once_polled(emulator),  # seen training (a progress event), then trained
+        )  # fmt: skip
     async with get_client() as prefect:
         summary = await prefect.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["scenario-model-visible-hero"]))

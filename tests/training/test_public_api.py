@@ -24,8 +24,8 @@ from prefect_scenario import (
     trigger_scenario_training,
     wait_for_scenario_training,
 )
-from scenario_emulator import EmulatorServer
-from tests.flow_fixtures import FAST_POLL, credentials_for
+from scenario_emulator import EmulatorConfig, EmulatorServer
+from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -113,8 +113,14 @@ def test_tasks_composed_by_hand_in_a_sync_flow(fast_emulator: EmulatorServer) ->
     assert len(trains) == 1
 
 
-async def test_tasks_composed_by_hand_in_an_async_flow(fast_emulator: EmulatorServer) -> None:
-    credentials = credentials_for(fast_emulator, timeout=5.0)
+async def test_tasks_composed_by_hand_in_an_async_flow() -> None:
+    # Trainings of 600 s: the cancel always finds it training, however busy the machine.
+    config = EmulatorConfig(api_key=KEY, api_secret=SECRET, queue_seconds=0.05, start_seconds=0.05, train_seconds=600)
+    with EmulatorServer(config) as emulator:
+        assert await _cancel_by_hand(credentials_for(emulator, timeout=5.0)) == "training-canceled"
+
+
+async def _cancel_by_hand(credentials: prefect_scenario.ScenarioCredentials) -> str:
 
     @flow
     async def by_hand() -> str:
@@ -124,7 +130,7 @@ async def test_tasks_composed_by_hand_in_an_async_flow(fast_emulator: EmulatorSe
         canceled = await cancel_scenario_training(credentials, model.id)
         return canceled.status
 
-    assert await by_hand() == "training-canceled"
+    return await by_hand()
 
 
 def test_a_fleet_takes_typed_jobs(fast_emulator: EmulatorServer) -> None:

@@ -1,0 +1,147 @@
+"""``wait="suspend"``: the record in flow-run tags, the fallback outside deployments, the resumed run.
+
+A resumed run is Prefect running the flow again from the top, with the tags it wrote
+before suspending; here the flow is run with those tags, which is what a worker does
+with a resumed run (the e2e test suspends and resumes for real, through workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import pytest
+from prefect import tags
+from prefect.exceptions import ParameterTypeError
+
+from prefect_scenario import exceptions as exc
+from prefect_scenario.training.flows import train_lora
+from prefect_scenario.training.suspension import WaitRecord, parse_wait
+from scenario_emulator import EmulatorConfig, EmulatorServer
+from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
+from tests.training.test_flows import png
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def emulator() -> Any:
+    config = EmulatorConfig(
+        api_key=KEY, api_secret=SECRET, queue_seconds=0.05, start_seconds=0.05, train_seconds=600,
+        fail_names=("doomed",), fail_reason="out of memory at epoch 3",
+    )  # fmt: skip
+    with EmulatorServer(config) as server:
+        yield server
+
+
+def paid_or_uploading(server: EmulatorServer) -> list[str]:
+    """Requests that create, upload or train (what a resumed run must never send)."""
+    writes = [r for r in server.requests() if r["method"] in ("POST", "PUT") and not r["path"].endswith("get-bulk")]
+    return [f"{r['method']} {r['path']}" for r in writes]
+
+
+@pytest.mark.parametrize(
+    ("given", "mode"), [(True, "poll"), ("poll", "poll"), ("suspend", "suspend"), (False, "none")], ids=str
+)
+def test_parse_wait(given: object, mode: str) -> None:
+    assert parse_wait(given) == mode
+
+
+@pytest.mark.parametrize("tags_", [[], ["scenario-waiting"], ["scenario-deadline:nan-ish", "scenario-model:m"]])
+def test_no_record_without_a_deadline_and_a_model(tags_: list[str]) -> None:
+    assert WaitRecord.from_tags(tags_) is None
+
+
+async def test_a_bad_wait_mode_is_refused_before_any_request(emulator: EmulatorServer) -> None:
+    # Prefect's parameter validation refuses it (the flow's own check says the same for a request).
+    with pytest.raises(ParameterTypeError, match="wait"):
+        await train_lora(
+            name="x", training_type="flux.2-dev-lora", images=[png(1)], credentials=credentials_for(emulator),
+            wait="later",  # type: ignore[arg-type]
+        )  # fmt: skip
+    assert emulator.requests() == []
+
+
+async def test_suspend_outside_a_deployment_polls_with_a_warning(
+    emulator: EmulatorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    creds = credentials_for(emulator)
+    emulator.advance_clock(0)
+
+    async def train() -> Any:
+        return await train_lora(
+            name="local", training_type="flux.2-dev-lora", images=[png(i) for i in range(3)], credentials=creds,
+            wait="suspend", poll_policy=FAST_POLL, timeout_seconds=5,
+        )  # fmt: skip
+
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(exc.TrainingTimeout):
+            await train()  # polled in this process (600 s trainings, 5 s timeout): no suspension
+    assert any("needs a deployment run" in r.getMessage() for r in caplog.records)
+
+
+async def _started(emulator: EmulatorServer, name: str) -> tuple[str, str]:
+    """A model triggered by an earlier (suspended) attempt of the run: its id and run key."""
+    started = await train_lora(
+        name=name, training_type="flux.2-dev-lora", images=[png(i) for i in range(3)],
+        credentials=credentials_for(emulator), wait=False,
+    )  # fmt: skip
+    return started.model_id, started.idempotency_key
+
+
+async def resumed(emulator: EmulatorServer, name: str, record: WaitRecord) -> Any:
+    with tags(*record.tags()):
+        return await train_lora(
+            name=name, training_type="flux.2-dev-lora", images=[png(i) for i in range(3)],
+            credentials=credentials_for(emulator), wait="suspend", poll_policy=FAST_POLL,
+        )  # fmt: skip
+
+
+async def test_a_resumed_run_finishes_from_the_model_and_sends_nothing_else(emulator: EmulatorServer) -> None:
+    model_id, key = await _started(emulator, "hero")
+    emulator.advance_clock(601)
+    emulator.app.clear_requests()
+    record = WaitRecord(model_ids=(model_id,), keys=(key,), deadline=time.time() + 600, cost=104.0, dataset_score=0.8)
+    result = await resumed(emulator, "hero", record)
+    assert (result.status, result.model_id, result.idempotency_key) == ("trained", model_id, key)
+    assert (result.creative_units_cost, result.dataset_score, result.images, result.reused) == (104.0, 0.8, 3, False)
+    assert result.epochs
+    assert paid_or_uploading(emulator) == []
+    assert [r["method"] for r in emulator.requests()] == ["GET"]
+
+
+async def test_a_resumed_run_reports_a_failed_training(emulator: EmulatorServer) -> None:
+    model_id, key = await _started(emulator, "doomed")
+    emulator.advance_clock(601)
+    with pytest.raises(exc.TrainingFailed, match="out of memory"):
+        await resumed(emulator, "doomed", WaitRecord(model_ids=(model_id,), keys=(key,), deadline=time.time() + 600))
+
+
+async def test_a_resumed_run_past_its_deadline_cancels_and_times_out(emulator: EmulatorServer) -> None:
+    model_id, key = await _started(emulator, "slow")
+    with pytest.raises(exc.TrainingTimeout):
+        await resumed(emulator, "slow", WaitRecord(model_ids=(model_id,), keys=(key,), deadline=time.time() - 1))
+    async with credentials_for(emulator).get_client() as client:
+        assert (await client.get_model(model_id)).status == "training-canceled"
+    assert paid_or_uploading(emulator)[-1].endswith("/train/action")
+
+
+async def test_a_resumed_fleet_reads_its_models_once_and_sends_nothing_else(emulator: EmulatorServer) -> None:
+    from prefect_scenario.training.fleet import TrainingJob, train_lora_fleet
+
+    jobs = [TrainingJob(name=n, training_type="flux.2-dev-lora", images=[png(i + 10 * k) for i in range(3)])
+            for k, n in enumerate(["a", "b"])]  # fmt: skip
+    creds = credentials_for(emulator)
+    started = await train_lora_fleet(jobs=jobs, credentials=creds, wait=False)
+    emulator.advance_clock(601)
+    emulator.app.clear_requests()
+    record = WaitRecord(
+        model_ids=tuple(r.model_id for r in started), keys=tuple(r.idempotency_key for r in started),
+        deadline=time.time() + 600,
+    )  # fmt: skip
+    with tags(*record.tags()):
+        results = await train_lora_fleet(jobs=jobs, credentials=creds, wait="suspend", poll_policy=FAST_POLL)
+    assert [(r.name, r.status, r.model_id) for r in results] == [(r.name, "trained", r.model_id) for r in started]
+    assert [r.idempotency_key for r in results] == [r.idempotency_key for r in started]
+    assert [f"{r['method']} {r['path'].rsplit('/', 1)[-1]}" for r in emulator.requests()] == ["POST get-bulk"]
