@@ -26,6 +26,7 @@ Starting it all takes ~20-40 s on a quiet 2-core machine (most of it Prefect's m
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import shutil
@@ -67,11 +68,11 @@ T = TypeVar("T")
 
 
 def wait_until(check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.5) -> T:
-    """Poll ``check`` until it returns something not None (a deadline on the monotonic clock)."""
+    """Poll ``check`` until it returns something true (a deadline on the monotonic clock)."""
     deadline = time.monotonic() + timeout
     while True:
         found = check()
-        if found is not None and found is not False:
+        if found:
             return found
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
@@ -155,6 +156,18 @@ class Engine:
             "SCENARIO_PROJECT_ID": PROJECT,
             "SCENARIO_BASE_URL": self.emulator.base_url,
         }
+
+    def models(self, model_ids: Iterable[str]) -> dict[str, str]:
+        """The status of each model, read from the emulator (get-bulk)."""
+        from prefect_scenario.api.client import ScenarioClient
+
+        async def read() -> dict[str, str]:
+            async with ScenarioClient(
+                api_key=KEY, api_secret=SECRET, project_id=PROJECT, base_url=self.emulator.base_url
+            ) as client:
+                return {m.id: m.status for m in await client.get_models_bulk(list(model_ids))}
+
+        return asyncio.run(read())
 
     def emulator_requests(self) -> list[dict[str, Any]]:
         """Every API request the emulator served (method, path, status, ...)."""
