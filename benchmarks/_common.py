@@ -49,7 +49,9 @@ from prefect_scenario.training.images import prepare_images
 from prefect_scenario.training.pipeline import derive_idempotency_key
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.training.reconcile import find_run_model, idempotency_tag
+from prefect_scenario.training.suspension import WaitRecord
 from prefect_scenario.training.waiting import wait_until_terminal
+from prefect_scenario.training.watcher import watch_once
 
 # The emulator's command line, run in a child process (the `emulator` extra).
 EMULATOR_MAIN = "import sys; from scenario_emulator.server import main; sys.exit(main())"
@@ -75,6 +77,7 @@ __all__ = [
     "ScenarioCredentials",
     "SensorState",
     "TrainingParameters",
+    "WaitRecord",
     "aws_client",
     "credentials",
     "decide",
@@ -98,6 +101,7 @@ __all__ = [
     "train_lora_fleet",
     "wait_phase",
     "wait_until_terminal",
+    "watch_once",
 ]
 
 KEY, SECRET = "bench-key", "bench-secret-5f1e"

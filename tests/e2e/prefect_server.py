@@ -1,4 +1,4 @@
-"""A real ``prefect server start`` process (SQLite in a temporary directory) for end-to-end tests."""
+"""A real ``prefect server start`` process for end-to-end tests (SQLite in a temporary directory, or a given URL)."""
 
 from __future__ import annotations
 
@@ -28,13 +28,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def prefect_env(home: Path, api_url: str | None = None, **extra: str) -> dict[str, str]:
-    """The environment of a process that talks to (or is) the test server."""
+def prefect_env(
+    home: Path, api_url: str | None = None, *, database_url: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a process that talks to (or is) the test server.
+
+    ``database_url`` is the server's database (default: SQLite in ``home``), e.g.
+    ``postgresql+asyncpg://…`` (see ``tests/e2e/engine.py``).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        PREFECT_API_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         PREFECT_LOGGING_LEVEL="INFO",
         PREFECT_SCENARIO_RETRY_DELAY_SCALE="0.001",
         **extra,
@@ -63,17 +69,23 @@ def stop_process(process: subprocess.Popen[Any], *, grace: float = 10.0, kill: b
 
 
 class PrefectServer:
-    """``prefect server start`` on a free port; ``api_url`` once healthy."""
+    """``prefect server start`` on a free port; ``api_url`` once healthy.
 
-    def __init__(self, home: Path) -> None:
+    ``database_url``: the server's database (default: SQLite in ``home``); ``settings``:
+    more ``PREFECT_*`` settings of the server process.
+    """
+
+    def __init__(self, home: Path, *, database_url: str | None = None, settings: dict[str, str] | None = None) -> None:
         self.home = home
+        self.database_url = database_url
+        self.settings = dict(settings or {})
         self.port = _free_port()
         self.api_url = f"http://127.0.0.1:{self.port}/api"
         self.log = home / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def env(self, **extra: str) -> dict[str, str]:
-        return prefect_env(self.home, self.api_url, **extra)
+        return prefect_env(self.home, self.api_url, database_url=self.database_url, **extra)
 
     def start(self, timeout: float = 180.0) -> None:
         """Start the server and wait until it is healthy.
@@ -92,11 +104,13 @@ class PrefectServer:
     def _start_once(self, timeout: float) -> bool:
         env = prefect_env(
             self.home,
+            database_url=self.database_url,
             # Schedules and the runner's polling are tuned for a test: seconds, not minutes.
             PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="1",
             PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED="false",
             PREFECT_UI_ENABLED="false",
         )
+        env.update(self.settings)
         logged = self.log.stat().st_size if self.log.exists() else 0
         self.process = start_process(
             [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],

@@ -35,16 +35,32 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
     registered = run([str(BIN / "prefect"), "block", "register", "-m", "prefect_scenario"], prefect_server)
     assert registered.returncode == 0, registered.stdout + registered.stderr
     assert any(t["slug"] == "scenario-credentials" for t in prefect_server.post("/block_types/filter", {}))
-    pool = run([str(BIN / "prefect"), "work-pool", "create", "scenario-local", "--type", "process"], prefect_server)
-    assert pool.returncode == 0, pool.stdout + pool.stderr
+    for name, kind in (("scenario-local", "process"), ("scenario-kubernetes", "kubernetes")):
+        # A kubernetes pool needs no prefect-kubernetes here: the server has its job template.
+        pool = run([str(BIN / "prefect"), "work-pool", "create", name, "--type", kind], prefect_server)
+        assert pool.returncode == 0, pool.stdout + pool.stderr
     deployed = run(
         [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
         prefect_server,
         cwd=ROOT,
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    names = {d["name"] for d in prefect_server.post("/deployments/filter", {})}
-    assert {"training-watcher", "s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"} <= names
+    deployments = {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}
+    expected = {"training-watcher", "s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"}
+    assert expected <= set(deployments)
+    check_kubernetes_deployments(deployments)
+
+
+def check_kubernetes_deployments(deployments: dict[str, Any]) -> None:
+    """The production entries: on the Kubernetes pool, from the image, suspending while they train."""
+    on_kubernetes = {n: d for n, d in deployments.items() if d["work_pool_name"] == "scenario-kubernetes"}
+    assert {"train-lora-k8s", "train-lora-fleet-k8s"} <= set(on_kubernetes)
+    for deployment in on_kubernetes.values():
+        # The package is installed in the image: a module entrypoint, nothing to pull.
+        assert deployment["pull_steps"] == [] and ".py" not in deployment["entrypoint"], deployment
+        assert deployment["job_variables"]["image"].endswith("/prefect-scenario:0.2.0")
+        assert deployment["parameters"]["wait"] == "suspend"
+        assert "$ref" in deployment["parameters"]["credentials"]
 
 
 def check_parameter_schemas(deployments: dict[str, Any]) -> None:

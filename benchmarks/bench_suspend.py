@@ -1,0 +1,315 @@
+"""Suspend: what a training holds while Scenario trains, how soon it comes back, what the watcher costs.
+
+**Worker-seconds held per training.** ``wait="suspend"`` against ``wait="poll"``, 20 trainings of
+60 s each, both batches at once (the same machine load) on the real engine
+(``tests/e2e/engine.py``: PostgreSQL, ``prefect server``, a process pool, two ``prefect
+worker`` processes) with the watcher running. A run
+holds its worker slot (its process; in production its pod) while it is ``PENDING`` (the
+process starting) or ``RUNNING``: the seconds spent in those states, read from each run's
+state history, summed over its suspensions and resumes. Goal: suspend ≤ 0.05× poll. A second
+row counts ``RUNNING`` only: a suspended run starts its process twice, and on a busy 2-core
+machine a start takes far longer than on a pod with a core of its own, so the first row
+mostly measures the machine for trainings as short as 60 s.
+
+**Resume lag.** From the training's end (the emulator's ``trainingStats.endedAt``) to the
+resume (the state that follows the run's ``PAUSED`` state, written by the watcher's
+``resume_flow_run``), median over the 20 suspended runs. Goal: ≤ 2 × the watcher's interval.
+
+**Watcher requests per cycle.** One ``watch_once()`` over 100 suspended runs (one model each,
+still training): every request it sends Scenario, against one status read per waiting model
+(what 100 polling runs send in one round). Goal: ≤ 2.
+
+Smoke mode starts no engine (it takes ~40 s): the held seconds are measured in Prefect's
+harness, with ``wait=False`` standing in for the part a suspended run holds (prepare and
+trigger), the lag on a suspended stand-in run resumed by ``watch_once()`` in this process.
+The webhook receiver's lag (goal ≤ 1 s) is not measured here yet (see the report).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import (
+    KEY,
+    POLL_POLICY,
+    SECRET,
+    SMOKE,
+    TRAINING_TYPE,
+    Row,
+    WaitRecord,
+    credentials,
+    median,
+    noisy_pngs,
+    pick,
+    run_alone,
+    running_emulator,
+    train_lora,
+    watch_once,
+)
+
+BASELINE = "the same trainings with wait='poll' (held seconds); one status read per waiting model (requests)"
+REPETITIONS = 1
+TRAININGS: int = pick(20, 1)
+TRAINING_SECONDS: float = pick(60.0, 0.2)
+WAITING_MODELS: int = pick(100, 10)
+WATCH_INTERVAL: float = pick(5.0, 0.2)
+HELD_STATES = frozenset({"PENDING", "RUNNING"})
+RUNNING = frozenset({"RUNNING"})
+
+
+# -- reading Prefect's record -----------------------------------------------------------------
+
+
+def _when(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def held_seconds(states: list[dict[str, Any]], held: frozenset[str] = HELD_STATES) -> float:
+    """Seconds a run spent ``PENDING`` or ``RUNNING`` (its process alive), from its state history.
+
+    ``held=RUNNING`` counts only the time the flow ran, not its process starting.
+
+    >>> held_seconds([{"type": "PENDING", "timestamp": "2026-01-01T00:00:00Z"},
+    ...               {"type": "RUNNING", "timestamp": "2026-01-01T00:00:02Z"},
+    ...               {"type": "PAUSED", "timestamp": "2026-01-01T00:00:05Z"},
+    ...               {"type": "SCHEDULED", "timestamp": "2026-01-01T00:01:05Z"},
+    ...               {"type": "PENDING", "timestamp": "2026-01-01T00:01:06Z"},
+    ...               {"type": "RUNNING", "timestamp": "2026-01-01T00:01:08Z"},
+    ...               {"type": "COMPLETED", "timestamp": "2026-01-01T00:01:09Z"}])
+    8.0
+    """
+    ordered = sorted(states, key=lambda s: _when(s["timestamp"]))
+    return sum(
+        _when(b["timestamp"]) - _when(a["timestamp"]) for a, b in itertools.pairwise(ordered) if a["type"] in held
+    )
+
+
+def resumed_at(states: list[dict[str, Any]]) -> float | None:
+    """When the run left its (first) ``PAUSED`` state: the resume."""
+    ordered = sorted(states, key=lambda s: _when(s["timestamp"]))
+    for a, b in itertools.pairwise(ordered):
+        if a["type"] == "PAUSED" and b["type"] != "PAUSED":
+            return _when(b["timestamp"])
+    return None
+
+
+def _ended_at(base_url: str, key: str, secret: str, project: str, model_id: str) -> float:
+    token = base64.b64encode(f"{key}:{secret}".encode()).decode()
+    request = urllib.request.Request(
+        f"{base_url}/models/{model_id}?projectId={project}", headers={"Authorization": f"Basic {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        stats = json.loads(response.read())["model"]["trainingStats"]
+    return _when(str(stats["endedAt"]))
+
+
+def _model_of(tags: Iterable[str]) -> str:
+    (model,) = [t.split(":", 1)[1] for t in tags if t.startswith("scenario-model:")]
+    return model
+
+
+# -- full mode: the real engine --------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _engine() -> Iterator[Any]:
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from scenario_emulator import EmulatorConfig
+    from tests.e2e.engine import KEY as ENGINE_KEY
+    from tests.e2e.engine import SECRET as ENGINE_SECRET
+    from tests.e2e.engine import running_engine
+    from tests.e2e.prefect_server import start_process, stop_process
+
+    config = EmulatorConfig(
+        api_key=ENGINE_KEY, api_secret=ENGINE_SECRET, queue_seconds=1.0, start_seconds=0.5,
+        train_seconds=TRAINING_SECONDS,
+    )  # fmt: skip
+    home = Path(tempfile.mkdtemp(prefix="bench-suspend-"))
+    with running_engine(home, config=config) as engine:
+        watcher = start_process(
+            [sys.executable, "-m", "tests.e2e.watch_loop", "--interval", str(WATCH_INTERVAL)],
+            engine.env(),
+            home / "watcher.log",
+        )
+        try:
+            yield engine
+        finally:
+            stop_process(watcher, kill=True)
+
+
+def _batches(engine: Any, rep: str) -> dict[str, list[dict[str, Any]]]:
+    """Both batches at once, interleaved: the same machine load for suspend and poll.
+
+    One batch after the other measured the load of the moment: on a shared 2-core machine a
+    flow-run process took 30 s to 2 min to start, which swamped the difference.
+    """
+    runs = {
+        wait: [engine.start_training(f"{wait}-{rep}-{i:02d}", wait=wait) for i in range(TRAININGS)]
+        for wait in ("suspend", "poll")
+    }
+    final = engine.wait_final([*runs["suspend"], *runs["poll"]], timeout=1500)
+    bad = [r["name"] for r in final if r["state_type"] != "COMPLETED"]
+    if bad:
+        raise RuntimeError(f"runs did not complete: {bad}\n{engine.log_tail()}")
+    by_id = {r["id"]: r for r in final}
+    return {wait: [{"run": by_id[i], "states": engine.states(i)} for i in ids] for wait, ids in runs.items()}
+
+
+def _on_engine() -> dict[str, Any]:
+    from tests.e2e.engine import KEY as ENGINE_KEY
+    from tests.e2e.engine import PROJECT
+    from tests.e2e.engine import SECRET as ENGINE_SECRET
+
+    with _engine() as engine:
+        rep = uuid.uuid4().hex[:6]
+        batches = _batches(engine, rep)
+        suspended, polled = batches["suspend"], batches["poll"]
+        lags = []
+        for done in suspended:
+            model = _model_of(done["run"]["tags"])
+            resumed = resumed_at(done["states"])
+            if resumed is None:
+                raise RuntimeError(f"{done['run']['name']} was never suspended and resumed")
+            ended = _ended_at(engine.emulator.base_url, ENGINE_KEY, ENGINE_SECRET, PROJECT, model)
+            lags.append(resumed - ended)
+    return {
+        "suspend": median([held_seconds(d["states"]) for d in suspended]),
+        "poll": median([held_seconds(d["states"]) for d in polled]),
+        "suspend_running": median([held_seconds(d["states"], RUNNING) for d in suspended]),
+        "poll_running": median([held_seconds(d["states"], RUNNING) for d in polled]),
+        "lag": median(lags),
+    }
+
+
+# -- smoke mode: Prefect's harness -----------------------------------------------------------
+
+
+async def _suspended_stand_in(record: WaitRecord) -> str:
+    """A deployment's run in Prefect's ``Suspended`` state carrying ``record``: what ``wait="suspend"`` leaves."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Suspended
+
+    async with get_client() as prefect:
+        flow_id = await prefect.create_flow_from_name("bench-suspend-stand-in")
+        deployment_id = await prefect.create_deployment(flow_id=flow_id, name="stand-in", entrypoint="x.py:stand_in")
+        run = await prefect.create_flow_run_from_deployment(deployment_id, tags=record.tags())
+        await prefect.set_flow_run_state(run.id, Suspended(timeout_seconds=3600, pause_key="bench"), force=True)
+        return str(run.id)
+
+
+async def _run_named(name: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    async with get_client() as prefect:
+        (found,) = await prefect.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+    return str(found.id)
+
+
+async def _states(run_id: str) -> list[dict[str, Any]]:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as prefect:
+        found = await prefect.read_flow_run_states(uuid.UUID(run_id))
+    return [{"type": s.type.value, "timestamp": s.timestamp.isoformat()} for s in found]
+
+
+def _in_harness() -> dict[str, Any]:
+    paths = noisy_pngs(2, 20_000, seed=7)
+    images, contents = [str(p) for p in paths], [p.read_bytes() for p in paths]
+    held: dict[str, float] = {}
+    with running_emulator() as emulator:
+        creds = credentials(emulator, f"proj_{uuid.uuid4().hex[:10]}")
+        for wait in ("poll", False):
+            name = f"smoke-{wait or 'none'}-{uuid.uuid4().hex[:6]}"
+            train_lora(
+                name=name, training_type=TRAINING_TYPE, images=images, credentials=creds, wait=wait,
+                poll_policy=POLL_POLICY,
+            )  # fmt: skip
+            run_id = asyncio.run(_run_named(f"scenario-train-lora-{name}"))
+            states = asyncio.run(_states(run_id))
+            held["poll" if wait else "suspend"] = held_seconds(states)
+            held["poll_running" if wait else "suspend_running"] = held_seconds(states, RUNNING)
+
+        async def lag() -> float:
+            async with creds.get_client() as client:
+                model = await client.create_model(name="smoke-lag", training_type=TRAINING_TYPE)
+                for i, data in enumerate(contents):
+                    await client.add_training_image(model.id, name=f"{i}.png", data=data, mime_type="image/png")
+                await client.train(model.id, None)
+            record = WaitRecord(model_ids=(model.id,), keys=(), deadline=time.time() + 600)
+            run_id = await _suspended_stand_in(record)
+            deadline = time.monotonic() + 60
+            while not (await watch_once(creds)).resumed:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the stand-in run was never resumed")
+                await asyncio.sleep(WATCH_INTERVAL)
+            resumed = resumed_at(await _states(run_id))
+            assert resumed is not None
+            return resumed - _ended_at(emulator.base_url, KEY, SECRET, creds.project_id, model.id)
+
+        held["lag"] = asyncio.run(lag())
+    return held
+
+
+# -- requests per watcher cycle ----------------------------------------------------------------
+
+
+def _requests_per_cycle() -> tuple[float, float]:
+    """(requests one ``watch_once`` sends for ``WAITING_MODELS`` suspended runs, the per-model baseline)."""
+    with running_emulator() as emulator:
+        creds = credentials(emulator, f"proj_{uuid.uuid4().hex[:10]}")
+
+        async def cycle() -> tuple[float, float]:
+            async with creds.get_client() as client:
+                models = [
+                    (await client.create_model(name=f"wait-{i}", training_type=TRAINING_TYPE)).id
+                    for i in range(WAITING_MODELS)
+                ]
+            deadline = time.time() + 3600
+            for model in models:
+                await _suspended_stand_in(WaitRecord(model_ids=(model,), keys=(), deadline=deadline))
+            emulator.clear()
+            report = await watch_once(creds)
+            sent = len(emulator.requests())
+            if report.waiting < WAITING_MODELS or report.resumed:
+                raise RuntimeError(f"the cycle saw {report.waiting} waiting runs and resumed {report.resumed}")
+            return float(sent), float(len(models))
+
+        return asyncio.run(cycle())
+
+
+def run() -> list[dict[str, Any]]:
+    measured = _in_harness() if SMOKE else _on_engine()
+    sent, per_model = _requests_per_cycle()
+    case = f"{TRAININGS} × {TRAINING_SECONDS:g} s"
+    stand_in = "smoke: wait=False stands in for suspend, no engine" if SMOKE else "real engine, 2 process workers"
+    rows = [
+        Row("suspend", case, "worker-seconds held per training", "s", measured["suspend"], measured["poll"], 0.05,
+            note=stand_in),
+        Row("suspend", case, "seconds RUNNING per training", "s", measured["suspend_running"],
+            measured["poll_running"], 0.05, note="the flow running, its process's start left out"),
+        Row("suspend", case, "resume lag after the end (watcher)", "s", measured["lag"], None, 2 * WATCH_INTERVAL,
+            on_ratio=False, note=f"median; watcher every {WATCH_INTERVAL:g} s, goal ≤ 2 intervals"),
+        Row("suspend", f"{WAITING_MODELS} waiting models", "watcher requests per cycle", "req", sent, per_model, 2.0,
+            on_ratio=False, note="baseline: one status read per waiting model"),
+    ]  # fmt: skip
+    return [r.to_dict() for r in rows]
+
+
+if __name__ == "__main__":
+    run_alone(run)

@@ -1,0 +1,23 @@
+"""The end-to-end engine, started once for the tests that share it (``tests/e2e/engine.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from scenario_emulator import EmulatorConfig
+from tests.e2e.engine import KEY, SECRET, Engine, running_engine
+
+# An hour of training each: the tests end trainings by moving the emulator's clock
+# (`advance_clock`), never by waiting for them.
+TRAINING_SECONDS = 3600.0
+
+
+@pytest.fixture(scope="session")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    config = EmulatorConfig(
+        api_key=KEY, api_secret=SECRET, queue_seconds=0.2, start_seconds=0.2, train_seconds=TRAINING_SECONDS
+    )
+    with running_engine(tmp_path_factory.mktemp("engine"), config=config) as running:
+        yield running
