@@ -84,7 +84,7 @@ class Watcher:
         stop_process(self.process, kill=True)
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(1500)
 def test_twenty_suspended_trainings_hold_no_process_and_are_resumed_once(engine: Engine, tmp_path: Path) -> None:
     started = time.monotonic()
     logged = len(engine.emulator_requests())
@@ -94,7 +94,7 @@ def test_twenty_suspended_trainings_hold_no_process_and_are_resumed_once(engine:
     def all_suspended() -> bool:
         return all(r["state_type"] == "PAUSED" for r in engine.flow_runs(runs))
 
-    wait_until(all_suspended, timeout=300, what=f"{TRAININGS} runs to suspend\n{engine.log_tail()}", every=1.0)
+    wait_until(all_suspended, timeout=600, what=f"{TRAININGS} runs to suspend\n{engine.log_tail()}", every=1.0)
     wait_until(lambda: not engine.flow_run_processes(), timeout=60, what="the suspended runs' processes to exit")
     suspended_after = time.monotonic() - started
     first_phase = engine.emulator_requests()[logged:]
@@ -127,7 +127,7 @@ def test_twenty_suspended_trainings_hold_no_process_and_are_resumed_once(engine:
     assert 0 < len(resumed_by_first), "the first watcher resumed nothing before it was killed"
     second = Watcher(engine, tmp_path / "watcher-2.log")
     try:
-        final = engine.wait_final(runs, timeout=300)
+        final = engine.wait_final(runs, timeout=600)
     finally:
         second.kill()
     took = time.monotonic() - started
