@@ -45,6 +45,18 @@ class WireModel(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+class _NoStraySecrets(WireModel):
+    """A wire model whose unknown fields are kept, except one that names a secret."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_stray_secrets(cls, data: Any) -> Any:
+        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
+        if isinstance(data, dict):
+            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
+        return data
+
+
 class TrainingProgress(WireModel):
     """``model.trainingProgress``: the stage, queue position and progress of a training."""
 
@@ -56,21 +68,13 @@ class TrainingProgress(WireModel):
     updated_at: float | None = Field(None, alias="updatedAt")
 
 
-class TrainingImage(WireModel):
+class TrainingImage(_NoStraySecrets):
     """A training image of a model; ``id`` is its asset id."""
 
     id: str
     name: str | None = None
     download_url: str | None = Field(None, alias="downloadUrl")
     created_at: str | None = Field(None, alias="createdAt")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_stray_secrets(cls, data: Any) -> Any:
-        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
-        return data
 
     # The caption training reads: the asset's description (Scenario's skills, dataset-curation.md).
     description: str | None = None
@@ -96,7 +100,7 @@ class Epoch(WireModel):
     assets: list[EpochAsset] = Field(default_factory=list)
 
 
-class Model(WireModel):
+class Model(_NoStraySecrets):
     """A Scenario model (the LoRA being trained)."""
 
     id: str
@@ -114,14 +118,6 @@ class Model(WireModel):
     job_id: str | None = Field(None, alias="jobId")
     compliant_model_ids: list[str] = Field(default_factory=list, alias="compliantModelIds")
     created_at: str | None = Field(None, alias="createdAt")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_stray_secrets(cls, data: Any) -> Any:
-        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
-        return data
 
     updated_at: str | None = Field(None, alias="updatedAt")
 
@@ -259,7 +255,7 @@ def redact_url(url: str) -> str:
     return f"{head}/**********" if sep and "://" in head else "**********"
 
 
-class WebhookEndpoint(WireModel):
+class WebhookEndpoint(_NoStraySecrets):
     """A project webhook endpoint (SDK ``projects.webhook_endpoints``; Scenario's shape is not stated).
 
     ``secret`` ("used to generate webhook signatures") comes in the creation answer only,
@@ -280,11 +276,3 @@ class WebhookEndpoint(WireModel):
     secret: SecretStr | None = None
     status: str | None = None
     created_at: str | None = Field(None, alias="createdAt")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_stray_secrets(cls, data: Any) -> Any:
-        # Unknown fields are kept (and shown in the repr): a secret under another name must not be.
-        if isinstance(data, dict):
-            data = {k: v for k, v in data.items() if k == "secret" or "secret" not in str(k).lower()}
-        return data

@@ -31,6 +31,7 @@ from prefect.events import emit_event
 from prefect_aws import AwsCredentials
 
 from prefect_scenario._dispatch import scenario_task
+from prefect_scenario._locks import ensure_concurrency_limit
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.retraining.datasets import Manifest, group_datasets, normalize_prefix, parse_dataset_uri
 from prefect_scenario.retraining.decisions import Decision, DecisionKind, decide, mark_reported, mark_requested
@@ -254,23 +255,6 @@ def list_dataset(s3: Any, uri: str) -> tuple[str, str, Manifest | None]:
 def dataset_lock(uri: str) -> str:
     """The name of the dataset's global concurrency limit: two retrains of one LoRA never overlap."""
     return f"{_LOCK_PREFIX}{hashlib.sha256(uri.rstrip('/').encode()).hexdigest()[:16]}"
-
-
-async def ensure_concurrency_limit(name: str) -> None:
-    """Create the per-dataset concurrency limit (1 slot) the first time it is needed."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    async with get_client() as prefect:
-        try:
-            await prefect.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                await prefect.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:
-                # A concurrent first run of the same dataset created it: that is the goal.
-                get_run_logger().debug("concurrency limit %s was created by another run", name)
 
 
 async def record_training(

@@ -44,6 +44,7 @@ from typing import Any
 
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 
+from prefect_scenario._locks import ensure_concurrency_limit
 from prefect_scenario.spend.decisions import LedgerEntry, daily_summary
 
 __all__ = [
@@ -81,28 +82,13 @@ def ledger_lock_name(project: str) -> str:
     return f"scenario-budget-{_project_slug(project)}"
 
 
-async def _ensure_lock(name: str) -> None:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    async with get_client() as prefect:
-        try:
-            await prefect.read_global_concurrency_limit_by_name(name)
-        except ObjectNotFound:
-            try:
-                await prefect.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:
-                pass  # a concurrent first run created it: that is the goal
-
-
 @asynccontextmanager
 async def ledger_lock(project: str) -> AsyncIterator[None]:
     """Hold the project's budget lock (one holder at a time, across processes and machines)."""
     from prefect.concurrency.asyncio import concurrency
 
     name = ledger_lock_name(project)
-    await _ensure_lock(name)
+    await ensure_concurrency_limit(name)
     async with concurrency(name, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
         yield
 

@@ -28,9 +28,16 @@ from prefect.logging import get_logger
 
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.training.monitoring import EVENT_CANCELED, emit_training_event
-from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, idempotency_tag
+from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, idempotency_tag, tag_values
 
-__all__ = ["CREDENTIALS_TAG_PREFIX", "cancel_remote_trainings", "forget_run", "remember_run", "run_hooks"]
+__all__ = [
+    "CREDENTIALS_TAG_PREFIX",
+    "cancel_remote_trainings",
+    "credentials_block_of",
+    "forget_run",
+    "remember_run",
+    "run_hooks",
+]
 
 CREDENTIALS_TAG_PREFIX = "scenario-credentials:"
 _LOGGER = get_logger("prefect_scenario.cancellation")
@@ -96,13 +103,19 @@ def forget_run(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> No
     _ACTIVE.pop(str(flow_run.id), None)
 
 
+def credentials_block_of(tags: Iterable[str]) -> str | None:
+    """The saved credentials block a flow run's tags name, if any."""
+    blocks = tag_values(tags, CREDENTIALS_TAG_PREFIX)
+    return blocks[0] if blocks else None
+
+
 async def _credentials_of(flow_run: FlowRun, tags: list[str]) -> ScenarioCredentials:
     run = _ACTIVE.pop(str(flow_run.id), None)
     if run is not None:
         return run.credentials
-    blocks = [t[len(CREDENTIALS_TAG_PREFIX) :] for t in tags if t.startswith(CREDENTIALS_TAG_PREFIX)]
-    if blocks:
-        loaded = await ScenarioCredentials.aload(blocks[0])
+    block = credentials_block_of(tags)
+    if block is not None:
+        loaded = await ScenarioCredentials.aload(block)
         assert isinstance(loaded, ScenarioCredentials)
         return loaded
     return ScenarioCredentials.from_env()
@@ -112,7 +125,7 @@ async def cancel_remote_trainings(flow: Flow[..., Any], flow_run: FlowRun, state
     """``on_cancellation`` hook: cancel the Scenario trainings this flow run started."""
     async with get_client() as prefect:
         tags = list((await prefect.read_flow_run(flow_run.id)).tags)
-    model_ids = sorted({t[len(MODEL_TAG_PREFIX) :] for t in tags if t.startswith(MODEL_TAG_PREFIX)})
+    model_ids = sorted(set(tag_values(tags, MODEL_TAG_PREFIX)))
     if not model_ids:
         _ACTIVE.pop(str(flow_run.id), None)
         return

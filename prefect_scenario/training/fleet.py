@@ -27,7 +27,7 @@ from prefect_scenario.training.images import ImageSource
 from prefect_scenario.training.monitoring import emit_end_event
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX
+from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX, tag_values
 from prefect_scenario.training.suspension import (
     WaitMode,
     WaitRecord,
@@ -36,7 +36,7 @@ from prefect_scenario.training.suspension import (
     resumed_record,
     suspend_for,
 )
-from prefect_scenario.training.waiting import wait_for_scenario_trainings
+from prefect_scenario.training.waiting import cancel_after_timeout, wait_for_scenario_trainings
 
 __all__ = ["TrainingJob", "train_lora_fleet"]
 
@@ -162,8 +162,7 @@ async def _resumed(
             )
             models, under_way = [final.get(m.id, m) for m in models], []
         if under_way:
-            for model_id in under_way:
-                await client.cancel_training(model_id)
+            await cancel_after_timeout(client, under_way)
             raise TrainingTimeout(
                 f"{len(under_way)} trainings did not end within the fleet's timeout: cancelled", model_id=under_way[0]
             )
@@ -178,7 +177,7 @@ async def _resumed(
         if not candidates:
             raise TrainingFailed(f"the resumed fleet found no model for job {job.name!r} (deleted?)")
         model = candidates.pop(0)
-        key = next((t[len(IDEMPOTENCY_TAG_PREFIX) :] for t in model.tags if t.startswith(IDEMPOTENCY_TAG_PREFIX)), "")
+        key = next(iter(tag_values(model.tags, IDEMPOTENCY_TAG_PREFIX)), "")
         result = TrainingResult(
             model_id=model.id, name=job.name, training_type=ttype.id, family=ttype.family, status=model.status,
             idempotency_key=key, reused=False, images=len(job.images), job_id=model.job_id,

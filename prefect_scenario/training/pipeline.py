@@ -77,7 +77,7 @@ from prefect_scenario.training.tasks import (
     set_scenario_training_pairs,
     trigger_scenario_training,
 )
-from prefect_scenario.training.waiting import finish, wait_for_scenario_training
+from prefect_scenario.training.waiting import cancel_after_timeout, finish, wait_for_scenario_training
 
 __all__ = ["EpochResult", "TrainingRequest", "TrainingResult", "derive_idempotency_key", "run_training"]
 
@@ -340,10 +340,9 @@ async def _finish_resumed(
             )
         elif timed_out:
             if model.status == "training":
-                logger.warning("timed out: cancelling the training of %s", model_id)
-                await client.cancel_training(model_id)
-                model = await client.get_model(model_id)
-            emit_training_event(EVENT_CANCELED, model, {"reason": "timeout"})
+                await cancel_after_timeout(client, [model_id])
+            else:  # the watcher cancelled it at the deadline
+                emit_training_event(EVENT_CANCELED, model, {"reason": "timeout"})
             raise TrainingTimeout(
                 f"training of {model_id} did not end within timeout_seconds={request.timeout_seconds:g}: "
                 "it was cancelled",

@@ -42,6 +42,7 @@ __all__ = [
     "image_identity",
     "models_of_key_in_prefect",
     "on_model",
+    "tag_values",
 ]
 
 IDEMPOTENCY_TAG_PREFIX = "psc-"
@@ -50,6 +51,16 @@ MODEL_TAG_PREFIX = "scenario-model:"
 LISTING_PAGES = 2
 LISTING_PAGE_SIZE = 200
 _LOGGER = get_logger("prefect_scenario.reconcile")
+
+
+def tag_values(tags: Iterable[str], prefix: str) -> list[str]:
+    """What follows ``prefix`` in the tags that carry it, in order (``scenario-model:m1`` → ``m1``).
+
+    Example:
+        >>> tag_values(["psc-k1", "scenario-model:m1", "psc-k2"], IDEMPOTENCY_TAG_PREFIX)
+        ['k1', 'k2']
+    """
+    return [t[len(prefix) :] for t in tags if t.startswith(prefix)]
 
 
 def idempotency_tag(key: str) -> str:
@@ -77,7 +88,7 @@ async def models_of_key_in_prefect(key: str) -> list[str] | None:
         return None
     # The current run counts too: a task called twice in one run, or a run resumed after a
     # suspend (same flow run id, a new process), finds the model it already made.
-    ids = {t[len(MODEL_TAG_PREFIX) :] for run in runs for t in run.tags if t.startswith(MODEL_TAG_PREFIX)}
+    ids = {m for run in runs for m in tag_values(run.tags, MODEL_TAG_PREFIX)}
     if ids:
         return sorted(ids)
     if not [run for run in runs if run.id != context.flow_run.id]:

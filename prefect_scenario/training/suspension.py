@@ -44,7 +44,7 @@ from prefect.flow_runs import asuspend_flow_run
 
 from prefect_scenario._logging import run_logger
 from prefect_scenario.exceptions import ConfigurationError
-from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX, MODEL_TAG_PREFIX
+from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX, MODEL_TAG_PREFIX, tag_values
 
 __all__ = [
     "COST_TAG_PREFIX",
@@ -98,10 +98,6 @@ def _number(value: float) -> str:
     return f"{value:g}" if math.isfinite(value) else "0"
 
 
-def _after(tags: Iterable[str], prefix: str) -> list[str]:
-    return [t[len(prefix) :] for t in tags if t.startswith(prefix)]
-
-
 def _float(values: Sequence[str]) -> float | None:
     try:
         return float(values[0]) if values else None
@@ -133,16 +129,16 @@ class WaitRecord:
     def from_tags(cls, tags: Iterable[str]) -> WaitRecord | None:
         """The record in a flow run's tags; None when the run never suspended for a training."""
         tags = list(tags)
-        deadline = _float(_after(tags, DEADLINE_TAG_PREFIX))
-        models = tuple(dict.fromkeys(_after(tags, MODEL_TAG_PREFIX)))
+        deadline = _float(tag_values(tags, DEADLINE_TAG_PREFIX))
+        models = tuple(dict.fromkeys(tag_values(tags, MODEL_TAG_PREFIX)))
         if deadline is None or not models:
             return None
         return cls(
             model_ids=models,
-            keys=tuple(dict.fromkeys(_after(tags, IDEMPOTENCY_TAG_PREFIX))),
+            keys=tuple(dict.fromkeys(tag_values(tags, IDEMPOTENCY_TAG_PREFIX))),
             deadline=deadline,
-            cost=_float(_after(tags, COST_TAG_PREFIX)),
-            dataset_score=_float(_after(tags, SCORE_TAG_PREFIX)),
+            cost=_float(tag_values(tags, COST_TAG_PREFIX)),
+            dataset_score=_float(tag_values(tags, SCORE_TAG_PREFIX)),
         )
 
     def remaining(self, now: float | None = None) -> float:

@@ -49,6 +49,7 @@ from prefect_scenario.training.monitoring import (
 from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
 
 __all__ = [
+    "cancel_after_timeout",
     "finish",
     "wait_for_models",
     "wait_for_scenario_training",
@@ -214,7 +215,8 @@ async def finish(client: ScenarioClient, model: Model) -> Model:
     raise TrainingCanceled(f"training of {model.id} was canceled", model_id=model.id)
 
 
-async def _cancel_after_timeout(client: ScenarioClient, model_ids: Sequence[str]) -> None:
+async def cancel_after_timeout(client: ScenarioClient, model_ids: Sequence[str]) -> None:
+    """Cancel trainings still under way at a deadline, each with a warning and its canceled event."""
     for model_id in model_ids:
         run_logger().warning("timed out: cancelling the training of %s", model_id)
         await client.cancel_training(model_id)
@@ -248,7 +250,7 @@ async def wait_for_scenario_training(
             )  # fmt: skip
         except TrainingTimeout:
             if cancel_on_timeout:
-                await _cancel_after_timeout(client, [model_id])
+                await cancel_after_timeout(client, [model_id])
             raise
         return await finish(client, model)
 
@@ -283,5 +285,5 @@ async def wait_for_scenario_trainings(
             )  # fmt: skip
         except TrainingTimeout:
             if cancel_on_timeout:
-                await _cancel_after_timeout(client, reporter.pending())
+                await cancel_after_timeout(client, reporter.pending())
             raise

@@ -64,7 +64,7 @@ from prefect_scenario._logging import run_logger
 from prefect_scenario.api.client import BULK_CHUNK, ScenarioClient
 from prefect_scenario.api.models import Model
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
-from prefect_scenario.training.cancellation import CREDENTIALS_TAG_PREFIX
+from prefect_scenario.training.cancellation import credentials_block_of
 from prefect_scenario.training.monitoring import EVENT_CANCELED, emit_end_event, emit_training_event
 from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX
 from prefect_scenario.training.suspension import WAITING_TAG, WaitRecord, set_run_tags
@@ -126,8 +126,7 @@ class WaitingRun:
         record = WaitRecord.from_tags(run.tags)
         if record is None or run.state is None:
             return None
-        blocks = [t[len(CREDENTIALS_TAG_PREFIX) :] for t in run.tags if t.startswith(CREDENTIALS_TAG_PREFIX)]
-        return cls(run.id, run.name, run.state.type.value, record, blocks[0] if blocks else None)
+        return cls(run.id, run.name, run.state.type.value, record, credentials_block_of(run.tags))
 
 
 def decide(run: WaitingRun, models: Mapping[str, Model], now: float) -> Decision:
