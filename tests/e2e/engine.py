@@ -174,6 +174,15 @@ class Engine:
         """Every API request the emulator served (method, path, status, ...)."""
         return list(self.emulator.requests())
 
+    def triggered(self, since: int = 0) -> list[str]:
+        """The model of each training the emulator started, in order, from request ``since`` on.
+
+        Only an accepted ``PUT /models/{id}/train``: the cost estimate sent before each trigger
+        (``?dryRun=true``, HTTP 269) starts nothing, so counting it would let a test move the
+        clock before the real trigger and leave that training an hour long.
+        """
+        return [str(r["path"].split("/")[3]) for r in self.emulator_requests()[since:] if is_trigger(r)]
+
     # -- Prefect -------------------------------------------------------------------------------
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -235,6 +244,21 @@ class Engine:
         for log in sorted(self.home.glob("*.log")):
             parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-chars:]}")
         return "\n".join(parts)
+
+
+def is_trigger(entry: dict[str, Any]) -> bool:
+    """An accepted training trigger in the emulator's log (not a dry run, not refused)."""
+    return (
+        entry["method"] == "PUT"
+        and entry["path"].endswith("/train")
+        and "dryRun" not in entry.get("query", "")
+        and entry["status"] == 200
+    )
+
+
+def is_dry_run(entry: dict[str, Any]) -> bool:
+    """A cost estimate (``PUT /models/{id}/train?dryRun=true``) in the emulator's log."""
+    return entry["method"] == "PUT" and entry["path"].endswith("/train") and "dryRun" in entry.get("query", "")
 
 
 def _images(folder: Path, count: int = 3) -> list[str]:

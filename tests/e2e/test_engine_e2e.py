@@ -18,28 +18,26 @@ from tests.e2e.engine import Engine, wait_until
 QUICK_POLLS = {"maximum": 2.0, "queued": 1.0, "starting": 1.0, "unknown": 1.0}
 
 
-def trained_models(engine: Engine) -> set[str]:
-    return {
-        r["path"].split("/")[3]
-        for r in engine.emulator_requests()
-        if r["method"] == "PUT" and r["path"].endswith("/train")
-    }
-
-
-@pytest.mark.timeout(400)
+# Generous bounds: on a busy 2-core machine (two `make test` at once) a flow-run process takes
+# tens of seconds to start and to finish; the test measures nothing, it only must not hang.
+@pytest.mark.timeout(900)
 def test_polling_trainings_end_trained_on_the_engine(engine: Engine) -> None:
-    before = trained_models(engine)
+    since = len(engine.emulator_requests())
     runs = [engine.start_training(f"poll-{i}", wait=True, poll_policy=QUICK_POLLS) for i in range(3)]
     seen: set[str] = set()
 
     def polling() -> bool:
         seen.update(engine.flow_run_processes().values())
-        return set(runs) <= seen and len(trained_models(engine) - before) == 3
+        return set(runs) <= seen and len(set(engine.triggered(since))) == 3
 
-    wait_until(polling, timeout=240, what="each run polling in a process of its own, its training triggered")
-    # The trainings last an hour: end them now.
+    wait_until(polling, timeout=400, what="each run polling in a process of its own, its training triggered")
+    # The trainings last an hour: end them now (each one's trigger was accepted, so each ends).
     engine.emulator.advance_clock(TRAINING_SECONDS + 60)
-    final = engine.wait_final(runs, timeout=120)
+    final = engine.wait_final(runs, timeout=300)
     assert {r["state_type"] for r in final} == {"COMPLETED"}, engine.log_tail()
     assert {str(r["work_pool_name"]) for r in final} == {engine.pool}
-    wait_until(lambda: not engine.flow_run_processes(), timeout=60, what="the flow-run processes to exit")
+    wait_until(
+        lambda: not set(engine.flow_run_processes().values()) & set(runs),
+        timeout=180,
+        what="the flow-run processes to exit",
+    )
