@@ -47,7 +47,14 @@ from prefect_scenario.training.tasks import TASK_OPTIONS
 if TYPE_CHECKING:
     from prefect_scenario.training.pipeline import TrainingRequest
 
-__all__ = ["SpendCharge", "check_spend", "entry_id", "estimate_scenario_training_cost", "prepare_spend"]
+__all__ = [
+    "SpendCharge",
+    "check_spend",
+    "entry_id",
+    "estimate_scenario_training_cost",
+    "prepare_spend",
+    "publish_spend",
+]
 
 
 def today_utc() -> date:
@@ -124,20 +131,21 @@ class SpendCharge:
 
     async def _write(self, entry: LedgerEntry) -> None:
         self.entry = entry.model_copy(update={"at": datetime.now(UTC).isoformat()})
-        await write_entry(self.project, self.entry)
+        await write_entry(self.project, self.entry, exists=self.reserved)
 
-    async def record(self, answer: TrainResult) -> None:
+    async def record(self, answer: TrainResult, *, publish: bool = True) -> None:
         """Replace the reservation by the cost the trigger answered; update the ledger artifacts.
 
         An answer without a cost (a lost answer recognised on the model, or a training a
         concurrent trigger started first) cannot tell whose trigger spent: the estimate
-        stands as the charge, erring towards not overspending.
+        stands as the charge, erring towards not overspending. ``publish=False`` leaves the
+        artifacts to :func:`publish_spend` (a run about to suspend publishes once resumed,
+        so its process ends sooner after the trigger).
         """
         actual = answer.creative_units_cost
         status = "approved" if self.entry.status == "approved" else "spent"
         try:
             await self._write(self.entry.model_copy(update={"actual": actual, "status": status}))
-            entries = await read_entries(self.project, date.fromisoformat(self.entry.day))
         except Exception as exc:
             # The training is paid and running: a ledger hiccup must not fail it (the
             # reservation, if any, keeps counting the estimate).
@@ -146,7 +154,8 @@ class SpendCharge:
         cost = f"{actual:g}" if actual is not None else "unknown (the estimate stands)"
         run_logger().info("ledger: %s cost %s creative units (estimated %g)", self.entry.model_id, cost,
                           self.entry.estimate)  # fmt: skip
-        await publish_ledger(entries, _budget_line(self.budget))
+        if publish:
+            await publish_spend(self.project, self.budget, date.fromisoformat(self.entry.day))
 
     async def release(self) -> None:
         """Free the reservation: the trigger failed, nothing was started."""
@@ -166,6 +175,16 @@ class SpendCharge:
         except BaseException:
             await self.release()
             raise
+
+
+async def publish_spend(project: str, budget: ScenarioBudget | None, day: date | None = None) -> None:
+    """Publish the ledger artifacts of ``day``'s month (today's by default); never fails a training."""
+    try:
+        entries = await read_entries(project, day or today_utc())
+    except Exception as exc:
+        run_logger().warning("ledger: artifacts not updated: %s", type(exc).__name__)
+        return
+    await publish_ledger(entries, _budget_line(budget))
 
 
 async def _estimate(request: TrainingRequest, credentials: ScenarioCredentials, model: Model,

@@ -116,15 +116,25 @@ async def read_entries(project: str, month: date) -> list[LedgerEntry]:
     return sorted(entries, key=lambda e: (e.day, e.at or "", e.id))
 
 
-async def write_entry(project: str, entry: LedgerEntry) -> None:
-    """Create or replace ``entry``'s Variable."""
+async def write_entry(project: str, entry: LedgerEntry, *, exists: bool = False) -> None:
+    """Create or replace ``entry``'s Variable.
+
+    ``exists`` says which to try first (a reservation is being replaced): one request, not two,
+    in the seconds between a trigger and a suspension.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import VariableCreate, VariableUpdate
-    from prefect.exceptions import ObjectAlreadyExists
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     name = entry_variable_name(project, entry.day, entry.id)
     value = entry.model_dump(mode="json")
     async with get_client() as prefect:
+        if exists:
+            try:
+                await prefect.update_variable(VariableUpdate(name=name, value=value))
+                return
+            except ObjectNotFound:
+                pass  # released by hand, or another day's name: create it
         try:
             await prefect.create_variable(VariableCreate(name=name, value=value, tags=[LEDGER_TAG]))
         except ObjectAlreadyExists:

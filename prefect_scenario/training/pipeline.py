@@ -42,7 +42,7 @@ from prefect_scenario.catalog import (
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
 from prefect_scenario.spend.block import ScenarioBudget
-from prefect_scenario.spend.gate import check_spend, prepare_spend
+from prefect_scenario.spend.gate import check_spend, prepare_spend, publish_spend
 from prefect_scenario.training.dataset_preflight import run_flow_preflight
 from prefect_scenario.training.images import (
     ImageSource,
@@ -280,7 +280,10 @@ async def _steps(
                 credentials, model.id, params, request.timeout_seconds, request.poll_policy
             )
         durations["trigger"] = clock() - started
-        await spend.record(answer)  # the actual cost replaces the reservation in the ledger
+        # The actual cost replaces the reservation in the ledger. A run about to suspend holds
+        # its process only for that write: its ledger artifacts are published once it resumes.
+        suspending = parse_wait(request.wait) == "suspend" and can_suspend()
+        await spend.record(answer, publish=not suspending)
         result = result.model_copy(
             update={"job_id": answer.job_id or result.job_id, "creative_units_cost": answer.creative_units_cost,
                     "dataset_score": score.score if score else None, "status": "training"}
@@ -327,6 +330,8 @@ async def _finish_resumed(
     context_run.flow_run.tags = await set_run_tags(context_run.flow_run.id, remove=[WAITING_TAG])
     model_id = record.model_ids[0]
     logger = run_logger()
+    # The ledger artifacts the run left unpublished before it suspended (its entry is written).
+    await publish_spend(credentials.project_id, request.budget if isinstance(request.budget, ScenarioBudget) else None)
     async with credentials.get_client() as client:
         model = await client.get_model(model_id)
         logger.info("resumed: model %s is %s", model_id, model.status)

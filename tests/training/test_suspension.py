@@ -7,8 +7,10 @@ with a resumed run (the e2e test suspends and resumes for real, through workers)
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -145,3 +147,57 @@ async def test_a_resumed_fleet_reads_its_models_once_and_sends_nothing_else(emul
     assert [(r.name, r.status, r.model_id) for r in results] == [(r.name, "trained", r.model_id) for r in started]
     assert [r.idempotency_key for r in results] == [r.idempotency_key for r in started]
     assert [f"{r['method']} {r['path'].rsplit('/', 1)[-1]}" for r in emulator.requests()] == ["POST get-bulk"]
+
+
+class _Suspended(Exception):
+    """Stands in for Prefect's ``Pause``: the run's process would end here."""
+
+
+async def _ledger_text() -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from prefect_scenario.spend.ledger import LEDGER_ARTIFACT_KEY
+
+    async with get_client() as prefect:
+        found = await prefect.read_latest_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[LEDGER_ARTIFACT_KEY]))
+        )
+    return json.dumps([a.model_dump(mode="json") for a in found])
+
+
+async def test_a_suspending_run_writes_its_cost_then_publishes_the_ledger_once_resumed(
+    emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect_scenario.spend.gate import today_utc
+    from prefect_scenario.spend.ledger import read_entries
+    from prefect_scenario.training import pipeline
+
+    captured: list[WaitRecord] = []
+
+    async def suspend(record: WaitRecord) -> None:
+        captured.append(record)
+        raise _Suspended
+
+    # A deployment run would suspend here; the harness cannot, so the suspension is stood in for.
+    monkeypatch.setattr(pipeline, "can_suspend", lambda: True)
+    monkeypatch.setattr(pipeline, "suspend_for", suspend)
+    creds = credentials_for(emulator).model_copy(update={"project_id": f"proj_{uuid.uuid4().hex[:10]}"})
+    with pytest.raises(_Suspended):
+        await train_lora(
+            name="ledgered", training_type="flux.2-dev-lora", images=[png(i) for i in range(3)], credentials=creds,
+            wait="suspend",
+        )  # fmt: skip
+    (record,) = captured
+    (entry,) = await read_entries(creds.project_id, today_utc())
+    assert (entry.model_id, entry.status, entry.actual) == (record.model_ids[0], "spent", record.cost)
+    assert record.model_ids[0] not in await _ledger_text()  # not published before the suspension
+
+    monkeypatch.undo()
+    emulator.advance_clock(601)
+    with tags(*record.tags()):
+        await train_lora(
+            name="ledgered", training_type="flux.2-dev-lora", images=[png(i) for i in range(3)], credentials=creds,
+            wait="suspend", poll_policy=FAST_POLL,
+        )  # fmt: skip
+    assert record.model_ids[0] in await _ledger_text()
