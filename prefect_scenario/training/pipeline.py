@@ -18,11 +18,12 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +264,7 @@ async def _steps(
     if model.status == "trained" and not request.force:
         run_logger().info("model %s already trained on this dataset: returning it without training", model.id)
         return _done(result.with_model(model).model_copy(update={"reused": True}), durations)
+    ledger_write: Callable[[], Awaitable[None]] | None = None
     if model.status != "training":
         started = clock()
         if pairs is not None:
@@ -280,10 +282,13 @@ async def _steps(
                 credentials, model.id, params, request.timeout_seconds, request.poll_policy
             )
         durations["trigger"] = clock() - started
-        # The actual cost replaces the reservation in the ledger. A run about to suspend holds
-        # its process only for that write: its ledger artifacts are published once it resumes.
-        suspending = parse_wait(request.wait) == "suspend" and can_suspend()
-        await spend.record(answer, publish=not suspending)
+        # The actual cost replaces the reservation in the ledger. A run about to suspend writes
+        # it alongside its wait record and publishes the ledger artifacts once resumed: its
+        # process is held while Scenario trains only for those two writes.
+        if parse_wait(request.wait) == "suspend" and can_suspend():
+            ledger_write = functools.partial(spend.record, answer, publish=False)
+        else:
+            await spend.record(answer)
         result = result.model_copy(
             update={"job_id": answer.job_id or result.job_id, "creative_units_cost": answer.creative_units_cost,
                     "dataset_score": score.score if score else None, "status": "training"}
@@ -297,7 +302,8 @@ async def _steps(
                 WaitRecord(
                     model_ids=(model.id,), keys=(key,), deadline=time.time() + request.timeout_seconds,
                     cost=result.creative_units_cost, dataset_score=result.dataset_score,
-                )
+                ),
+                alongside=ledger_write,
             )  # fmt: skip
         run_logger().warning(
             'wait="suspend" needs a deployment run (Prefect can only suspend those): waiting in this process'

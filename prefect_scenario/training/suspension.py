@@ -31,10 +31,11 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -171,8 +172,12 @@ async def set_run_tags(flow_run_id: Any, *, add: Iterable[str] = (), remove: Ite
     return tags
 
 
-async def suspend_for(record: WaitRecord) -> None:
+async def suspend_for(record: WaitRecord, *, alongside: Callable[[], Awaitable[object]] | None = None) -> None:
     """Record ``record`` on the current flow run and suspend it (this process then ends).
+
+    ``alongside`` (the ledger write after a trigger) runs at the same time as the tag write:
+    the seconds between a trigger and the suspension are the seconds the run's process (its
+    pod) is held while Scenario trains, and the two are independent Prefect API calls.
 
     Raises:
         prefect.exceptions.Pause: always (Prefect's signal that ends the run's process).
@@ -181,7 +186,11 @@ async def suspend_for(record: WaitRecord) -> None:
     assert context is not None and context.flow_run is not None
     # A stale deadline, cost or score from an earlier suspension is replaced, not kept twice.
     stale = [t for t in context.flow_run.tags if t.startswith((DEADLINE_TAG_PREFIX, COST_TAG_PREFIX, SCORE_TAG_PREFIX))]
-    tags = await set_run_tags(context.flow_run.id, add=record.tags(), remove=stale)
+    writing = set_run_tags(context.flow_run.id, add=record.tags(), remove=stale)
+    if alongside is None:
+        tags = await writing
+    else:
+        tags, _ = await asyncio.gather(writing, alongside())
     context.flow_run.tags = tags
     timeout = max(1, math.ceil(record.remaining())) + SUSPEND_GRACE_SECONDS
     run_logger().info(

@@ -175,8 +175,10 @@ async def test_a_suspending_run_writes_its_cost_then_publishes_the_ledger_once_r
 
     captured: list[WaitRecord] = []
 
-    async def suspend(record: WaitRecord) -> None:
+    async def suspend(record: WaitRecord, *, alongside: Any = None) -> None:
         captured.append(record)
+        if alongside is not None:
+            await alongside()  # what the real suspend_for does, alongside its tag write
         raise _Suspended
 
     # A deployment run would suspend here; the harness cannot, so the suspension is stood in for.
