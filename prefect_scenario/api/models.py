@@ -159,11 +159,23 @@ class Job(WireModel):
     status: str | None = None
     progress: float | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    billing: dict[str, Any] | None = None
 
     @property
     def error(self) -> str | None:
         value = self.metadata.get("error")
         return value if isinstance(value, str) else None
+
+    @property
+    def creative_units_cost(self) -> float | None:
+        """What the job was billed (``billing.cuCost``), when the answer says.
+
+        Example:
+            >>> Job.model_validate({"jobId": "job_1", "billing": {"cuCost": 104, "cuDiscount": 0}}).creative_units_cost
+            104.0
+        """
+        cost = (self.billing or {}).get("cuCost")
+        return float(cost) if isinstance(cost, int | float) and not isinstance(cost, bool) else None
 
 
 class CostEstimate(WireModel):

@@ -7,8 +7,9 @@ skip a dataset. Neither reads a clock or the network: :mod:`prefect_scenario.spe
 does the I/O around them, so every case is a one-line test.
 
 A training's charge is its actual cost once the trigger answered, its estimate while it is
-only reserved (triggered or about to be), and nothing once released (the trigger failed
-or was refused).
+only reserved (triggered or about to be), and nothing once released (the trigger was
+refused, or the ledger settled the reservation of a training that never started:
+:mod:`prefect_scenario.spend.settlement`).
 
 Example:
     >>> from datetime import date
@@ -64,6 +65,12 @@ class LedgerEntry(BaseModel):
     fleet: str | None = Field(None, description="The fleet flow run this training belongs to, if any.")
     flow_run_id: str | None = Field(None, description="The flow run that reserved it.")
     at: str | None = Field(None, description="When it was last written (ISO 8601, UTC).")
+    settle_after: str | None = Field(
+        None,
+        description="While reserved: when (ISO 8601, UTC) its run can no longer trigger, so the ledger may settle it.",
+    )
+    job_before: str | None = Field(None, description="The model's job before this training's trigger, if it had one.")
+    note: str | None = Field(None, description="How the ledger settled a stale reservation, if it did.")
 
     @property
     def charged(self) -> float:

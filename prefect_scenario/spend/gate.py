@@ -10,7 +10,11 @@ right before the trigger and :meth:`SpendCharge.record` right after it:
   cross a limit, before anything is triggered (:class:`~prefect_scenario.exceptions.BudgetExceeded`
   gives the limit, the spend so far and the estimate);
 - the ledger (:mod:`prefect_scenario.spend.ledger`) gets the reservation, then the cost
-  the trigger answered, and the ``scenario-ledger`` artifacts are updated.
+  the trigger answered, and the ``scenario-ledger`` artifacts are updated. A trigger that
+  failed is released only when the failure proves nothing started; one whose outcome is
+  unknown keeps counting until the ledger settles it from the model
+  (:mod:`prefect_scenario.spend.settlement`), as does a run that crashed in between. The
+  gate settles the project's stale reservations before it decides.
 
 A model that is already training (a run continued after a crash) is neither estimated
 nor triggered; a model already trained and reused costs nothing and is not recorded.
@@ -26,7 +30,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prefect.context import FlowRunContext
@@ -41,6 +45,15 @@ from prefect_scenario.spend.approval import ask_approval
 from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
 from prefect_scenario.spend.decisions import LedgerEntry, SpendDecision, Verdict, decide_spend
 from prefect_scenario.spend.ledger import ledger_lock, publish_ledger, read_entries, write_entry
+from prefect_scenario.spend.settlement import (
+    UNKNOWN_OUTCOME_SETTLE_SECONDS,
+    apply_settlements,
+    read_outcomes,
+    settle_reservation,
+    stale_reservations,
+    trigger_spent_nothing,
+    trigger_window_seconds,
+)
 from prefect_scenario.training.monitoring import ProgressReporter, artifact_key
 from prefect_scenario.training.tasks import TASK_OPTIONS
 
@@ -54,12 +67,19 @@ __all__ = [
     "estimate_scenario_training_cost",
     "prepare_spend",
     "publish_spend",
+    "today_utc",
+    "utc_now",
 ]
+
+
+def utc_now() -> datetime:
+    """The gate's clock (UTC): tests move it instead of waiting."""
+    return datetime.now(UTC)
 
 
 def today_utc() -> date:
     """Today in UTC: the day a reservation is booked on."""
-    return datetime.now(UTC).date()
+    return utc_now().date()
 
 
 def entry_id(model_id: str, job_id: str | None) -> str:
@@ -128,10 +148,17 @@ class SpendCharge:
     entry: LedgerEntry
     budget: ScenarioBudget | None
     reserved: bool
+    window_seconds: float = 0.0  # how long after a reservation its run may still trigger
 
     async def _write(self, entry: LedgerEntry) -> None:
-        self.entry = entry.model_copy(update={"at": datetime.now(UTC).isoformat()})
+        self.entry = entry.model_copy(update={"at": utc_now().isoformat()})
         await write_entry(self.project, self.entry, exists=self.reserved)
+
+    async def reserve(self, status: str = "reserved") -> None:
+        """Write the reservation: it counts the estimate, and may be settled once its run can no longer trigger."""
+        settle_after = (utc_now() + timedelta(seconds=self.window_seconds)).isoformat()
+        await self._write(self.entry.model_copy(update={"status": status, "settle_after": settle_after}))
+        self.reserved = True
 
     async def record(self, answer: TrainResult, *, publish: bool = True) -> None:
         """Replace the reservation by the cost the trigger answered; update the ledger artifacts.
@@ -145,7 +172,7 @@ class SpendCharge:
         actual = answer.creative_units_cost
         status = "approved" if self.entry.status == "approved" else "spent"
         try:
-            await self._write(self.entry.model_copy(update={"actual": actual, "status": status}))
+            await self._write(self.entry.model_copy(update={"actual": actual, "status": status, "settle_after": None}))
         except Exception as exc:
             # The training is paid and running: a ledger hiccup must not fail it (the
             # reservation, if any, keeps counting the estimate).
@@ -162,18 +189,47 @@ class SpendCharge:
         if not self.reserved:
             return
         try:
-            await self._write(self.entry.model_copy(update={"status": "released", "actual": 0.0}))
+            await self._write(self.entry.model_copy(update={"status": "released", "actual": 0.0, "settle_after": None}))
         except Exception as exc:
             run_logger().warning("ledger: reservation of %s not released: %s", self.entry.model_id,
                                  type(exc).__name__)  # fmt: skip
 
+    async def hold(self, error: BaseException) -> None:
+        """Keep counting the estimate of a trigger whose outcome is unknown, until the ledger settles it.
+
+        It is written even without a budget (as every training is): a budget read later
+        must see a training that may have been paid. It becomes settleable once a request
+        still in flight has had time to land.
+        """
+        settle_after = (utc_now() + timedelta(seconds=UNKNOWN_OUTCOME_SETTLE_SECONDS)).isoformat()
+        try:
+            await self._write(self.entry.model_copy(update={"settle_after": settle_after}))
+            self.reserved = True
+        except Exception as exc:
+            # The reservation, if any, stays as written: settled later, after its longer bound.
+            run_logger().warning("ledger: unknown trigger of %s not marked: %s", self.entry.model_id,
+                                 type(exc).__name__)  # fmt: skip
+            return
+        run_logger().warning(
+            "ledger: the trigger of %s failed without proof that nothing started (%s): its %g creative units stay "
+            "counted until the ledger settles them from the model's status (after %s)",
+            self.entry.model_id, type(error).__name__, self.entry.estimate, settle_after,
+        )  # fmt: skip
+
     @asynccontextmanager
-    async def releasing_on_error(self) -> AsyncIterator[None]:
-        """Release the reservation if the block raises (a failed trigger spent nothing)."""
+    async def settling_on_error(self) -> AsyncIterator[None]:
+        """On a failed trigger: release the reservation if nothing started, else keep it counted.
+
+        A cancelled or killed run (a ``BaseException``) writes nothing: its reservation
+        stays as written, and is settled once its run can no longer trigger.
+        """
         try:
             yield
-        except BaseException:
-            await self.release()
+        except Exception as exc:
+            if trigger_spent_nothing(exc):
+                await self.release()
+            else:
+                await self.hold(exc)
             raise
 
 
@@ -207,10 +263,53 @@ async def _estimate(request: TrainingRequest, credentials: ScenarioCredentials, 
     return units
 
 
+async def _settled(
+    credentials: ScenarioCredentials, stale: list[LedgerEntry]
+) -> dict[str, tuple[LedgerEntry, LedgerEntry]]:
+    """What the stale reservations become, read from Scenario (outside the lock; nothing on a failed read)."""
+    now = utc_now()
+    try:
+        outcomes = await read_outcomes(credentials, stale)
+    except APIError as exc:
+        run_logger().warning("ledger: %d stale reservation(s) not settled (%s): they keep counting", len(stale), exc)
+        return {}
+    return {e.id: (e, settle_reservation(e, outcomes.get(e.model_id), now=now)) for e in stale}
+
+
+async def _decide_and_reserve(
+    charge: SpendCharge, credentials: ScenarioCredentials, budget: ScenarioBudget, options: dict[str, Any]
+) -> SpendDecision:
+    """Under the project's lock: read the ledger, decide, and write the reservation if allowed.
+
+    Stale reservations found on the way are settled first: Scenario is read without the
+    lock (other runs decide meanwhile), and each settlement is written only if its
+    reservation is unchanged once the lock is held again.
+    """
+    today = options["today"]
+
+    async def decide(entries: list[LedgerEntry]) -> SpendDecision:
+        made = decide_spend(entries, limits=budget.limits(), **options)
+        if made.verdict is Verdict.ALLOW:
+            await charge.reserve()
+        return made
+
+    async with ledger_lock(charge.project):
+        entries = await read_entries(charge.project, today)
+        stale = stale_reservations(entries, now=utc_now(), exclude_id=charge.entry.id)
+        if not stale:
+            return await decide(entries)
+    settled = await _settled(credentials, stale)
+    async with ledger_lock(charge.project):
+        return await decide(await apply_settlements(charge.project, await read_entries(charge.project, today), settled))
+
+
 async def check_spend(
     request: TrainingRequest, credentials: ScenarioCredentials, model: Model, params: TrainingParameters
 ) -> SpendCharge:
     """Estimate the training (one dry run) and apply ``max_creative_units`` and the budget.
+
+    With a budget, the project's stale reservations (runs that crashed before their
+    trigger's answer, triggers whose outcome was unknown) are settled first.
 
     Returns:
         The training's :class:`SpendCharge` (its reservation, if a budget is set).
@@ -227,9 +326,14 @@ async def check_spend(
     entry = LedgerEntry(
         id=entry_id(model.id, model.job_id), day=today.isoformat(), dataset=request.dataset or request.name,
         model_id=model.id, estimate=units or 0.0, status="reserved", fleet=request.fleet, flow_run_id=run_id,
+        job_before=model.job_id,
     )  # fmt: skip
     budget = request.budget if isinstance(request.budget, ScenarioBudget) else None
-    charge = SpendCharge(project=credentials.project_id, entry=entry, budget=budget, reserved=False)
+    window = trigger_window_seconds(
+        slot_timeout=request.timeout_seconds, timeout=credentials.timeout, max_retries=credentials.max_retries
+    )
+    charge = SpendCharge(project=credentials.project_id, entry=entry, budget=budget, reserved=False,
+                         window_seconds=window)  # fmt: skip
     if units is None:
         return charge
     ceiling = f" (max_creative_units={request.max_creative_units:g})" if request.max_creative_units else ""
@@ -240,15 +344,11 @@ async def check_spend(
     options: dict[str, Any] = {"estimate": units, "today": today, "dataset": entry.dataset, "fleet": request.fleet,
                                "max_creative_units": request.max_creative_units, "exclude_id": entry.id}  # fmt: skip
     if budget is None:
-        decision = decide_spend([], limits=None, **options)
-        if decision.verdict is not Verdict.ALLOW:
-            raise _refusal(decision, model.id)
+        unbudgeted = decide_spend([], limits=None, **options)
+        if unbudgeted.verdict is not Verdict.ALLOW:
+            raise _refusal(unbudgeted, model.id)
         return charge
-    async with ledger_lock(charge.project):
-        decision = decide_spend(await read_entries(charge.project, today), limits=budget.limits(), **options)
-        if decision.verdict is Verdict.ALLOW:
-            await charge._write(entry)
-            charge.reserved = True
+    decision = await _decide_and_reserve(charge, credentials, budget, options)
     logger.info("budget: %s", decision.reason)
     if decision.verdict is Verdict.REFUSE:
         raise _refusal(decision, model.id)
@@ -259,6 +359,5 @@ async def check_spend(
         if not approved:
             raise _refusal(decision, model.id, outcome="skipped")
         async with ledger_lock(charge.project):
-            await charge._write(entry.model_copy(update={"status": "approved"}))
-            charge.reserved = True
+            await charge.reserve("approved")
     return charge

@@ -277,7 +277,7 @@ async def _steps(
         durations["score"] = clock() - started
         spend = await check_spend(request, credentials, model, params)  # one dry run; limits; reservation
         started = clock()
-        async with spend.releasing_on_error():
+        async with spend.settling_on_error():  # released, or kept until settled
             answer = await trigger_scenario_training(
                 credentials, model.id, params, request.timeout_seconds, request.poll_policy
             )

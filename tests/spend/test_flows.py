@@ -116,20 +116,25 @@ async def test_past_the_budget_a_paused_run_skips_on_timeout(fast_emulator: Emul
     assert raised.value.outcome == "skipped" and puts(fast_emulator, 200) == 1
 
 
-async def _resume_when_paused(name: str, run_input: dict[str, Any]) -> None:
+async def resume_when_paused(run_name: str, run_input: dict[str, Any], pauses: int = 1) -> None:
+    """Answer the flow run's next ``pauses`` budget pauses with ``run_input`` (each pause once, by its key)."""
+    answered: set[str] = set()
     async with get_client() as prefect:
-        for _ in range(600):
+        for _ in range(1200):  # waiting for the run to pause (at most ~2 minutes), not for time to pass
             runs = await prefect.read_flow_runs(
                 flow_run_filter=FlowRunFilter(
-                    name=FlowRunFilterName(any_=[f"scenario-train-lora-{name}"]),
+                    name=FlowRunFilterName(any_=[run_name]),
                     state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
                 )
             )
-            if runs and runs[0].state and runs[0].state.state_details.run_input_keyset:
+            details = runs[0].state.state_details if runs and runs[0].state else None
+            if details and details.run_input_keyset and str(details.pause_key) not in answered:
                 await resume_flow_run(runs[0].id, run_input=run_input)
-                return
+                answered.add(str(details.pause_key))
+                if len(answered) == pauses:
+                    return
             await asyncio.sleep(0.1)
-    raise AssertionError(f"{name} never paused")
+    raise AssertionError(f"{run_name} paused {len(answered)} of {pauses} times")
 
 
 async def test_past_the_budget_a_paused_run_trains_when_approved(fast_emulator: EmulatorServer) -> None:
@@ -137,7 +142,7 @@ async def test_past_the_budget_a_paused_run_trains_when_approved(fast_emulator: 
     budget = ScenarioBudget(per_dataset=200, on_exceeded="pause", pause_timeout_seconds=60, pause_poll_seconds=0.1)
     await train(fast_emulator, proj, "a-v1", 8, budget=budget, dataset="a")
     name = f"a-v2-{uuid.uuid4().hex[:6]}"
-    resumer = asyncio.create_task(_resume_when_paused(name, {"approve": True}))
+    resumer = asyncio.create_task(resume_when_paused(f"scenario-train-lora-{name}", {"approve": True}))
     result = await train(fast_emulator, proj, name, 9, budget=budget, dataset="a")
     await resumer
     assert result.status == "trained" and puts(fast_emulator, 200) == 2
