@@ -5,7 +5,7 @@ from ``SCENARIO_API_KEY``, ``SCENARIO_API_SECRET``, ``SCENARIO_PROJECT_ID`` and
 ``SCENARIO_BASE_URL``: pointing the same commands at the real service or at the
 emulator is one environment variable.
 
-    prefect-scenario train --type flux.2-dev-lora --name hero images/*.png
+    prefect-scenario train --type flux.2-dev-lora --name hero images/*.png [--max-creative-units N] [--budget NAME]
     prefect-scenario train-edit --type qwen-image-edit-2511-lora --name snow pairs.jsonl
     prefect-scenario status MODEL_ID [--watch]
     prefect-scenario cancel MODEL_ID
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -38,15 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
 
     def training(sub: argparse.ArgumentParser) -> None:
+        from prefect_scenario.training.commands import add_training_arguments
+
         common(sub)
-        sub.add_argument("--type", dest="training_type", required=True, help="the LoRA training type")
-        sub.add_argument("--name", required=True, help="the model name")
-        sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a training parameter")
-        sub.add_argument("--params-file", type=Path, help="training parameters as a JSON object")
-        sub.add_argument("--no-wait", action="store_true", help="return once the training started")
-        sub.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait (then cancel)")
-        sub.add_argument("--force", action="store_true", help="train again even if this dataset already trained")
-        sub.add_argument("--min-dataset-score", type=float, help="refuse to train below this dataset score")
+        add_training_arguments(sub)
 
     train = commands.add_parser("train", help="train a standard LoRA from images")
     training(train)
@@ -111,120 +105,15 @@ def _webhook_commands(commands: Any) -> None:
     blocks(receiver)
 
 
-def _parameters(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if args.params_file:
-        params.update(json.loads(args.params_file.read_text()))
-    for item in args.param:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--param takes NAME=VALUE, got {item!r}")
-        try:
-            params[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name] = raw
-    return params
-
-
-class _Bar:
-    """A terminal progress bar fed by the wait loop's model updates."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()
-        )
-        self.task = self.progress.add_task("waiting", total=100)
-
-    def update(self, model: Any) -> None:
-        from prefect_scenario.training.monitoring import describe_progress, progress_percent
-
-        self.progress.update(
-            self.task,
-            completed=progress_percent(model.status, model.training_progress),
-            description=f"{model.name or model.id}: {describe_progress(model.status, model.training_progress)}",
-        )
-
-
-def _with_bar(run: Callable[[], Any]) -> Any:
-    from prefect_scenario.training.monitoring import add_progress_listener
-
-    bar = _Bar()
-    remove = add_progress_listener(bar.update)
-    try:
-        with bar.progress:
-            return run()
-    finally:
-        remove()
-
-
-def _print_result(result: Any) -> None:
-    print(json.dumps(result.model_dump(mode="json"), indent=2))
-
-
-def _ui_link(state: Any) -> str | None:
-    """The flow run's page in the Prefect UI, when a UI is configured (``PREFECT_UI_URL``)."""
-    from prefect.settings import PREFECT_UI_URL
-
-    ui = PREFECT_UI_URL.value()
-    run_id = getattr(state.state_details, "flow_run_id", None)
-    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
-
-
-def _run_training(flow_fn: Any, args: argparse.Namespace, **dataset: Any) -> int:
-    """Run a training flow with the options both train commands share, under a progress bar."""
-    from prefect_scenario.credentials import resolve_credentials
-
-    options = {
-        "name": args.name,
-        "training_type": args.training_type,
-        "credentials": asyncio.run(resolve_credentials(args.block)),
-        "parameters": _parameters(args),
-        "wait": not args.no_wait,
-        "timeout_seconds": args.timeout,
-        "force": args.force,
-        "min_dataset_score": args.min_dataset_score,
-    }
-    state = _with_bar(lambda: flow_fn(**options, **dataset, return_state=True))
-    result = state.result()  # raises the flow's error, which main() prints as one line
-    _print_result(result)
-    if link := _ui_link(state):
-        print(f"Prefect UI: {link}", file=sys.stderr)
-    return 0
-
-
-def _train(args: argparse.Namespace) -> int:
-    from prefect_scenario.training.flows import train_lora
-
-    return _run_training(train_lora, args, images=list(args.images))
-
-
-def _train_edit(args: argparse.Namespace) -> int:
-    from prefect_scenario.training.flows import train_edit_lora
-
-    base = args.pairs_file.parent
-    pairs: list[Any] = []
-    for line in args.pairs_file.read_text().splitlines():
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        # Paths in the pairs file are relative to it.
-        for side in ("before", "after"):
-            if isinstance(item.get(side), str) and not item[side].startswith(("s3://", "asset_")):
-                item[side] = str(base / item[side])
-        pairs.append(item)
-    return _run_training(train_edit_lora, args, pairs=pairs)
-
-
 async def _status(args: argparse.Namespace) -> int:
     from prefect_scenario.credentials import resolve_credentials
+    from prefect_scenario.training.commands import Bar
     from prefect_scenario.training.monitoring import describe_progress
     from prefect_scenario.training.waiting import wait_until_terminal
 
     async with (await resolve_credentials(args.block)).get_client() as client:
         if args.watch:
-            bar = _Bar()
+            bar = Bar()
 
             async def show(model: Any) -> None:
                 bar.update(model)
@@ -389,10 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     from prefect_scenario.exceptions import InvalidInputError, ScenarioError
 
     try:
-        if args.command == "train":
-            return _train(args)
-        if args.command == "train-edit":
-            return _train_edit(args)
+        if args.command in ("train", "train-edit"):
+            from prefect_scenario.training.commands import train, train_edit
+
+            return (train if args.command == "train" else train_edit)(args)
         if args.command == "status":
             return asyncio.run(_status(args))
         if args.command == "cancel":

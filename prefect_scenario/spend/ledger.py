@@ -12,7 +12,7 @@ of the flows and of the server) and every decision is made under the project's l
    :func:`~prefect_scenario.spend.decisions.decide_spend`), and write this training's
    reservation (its estimate);
 3. release the lock, trigger, then replace the reservation by the actual cost (or
-   release it if the trigger failed).
+   release it if the trigger failed and the failure proves nothing started).
 
 The lock is a lease (Prefect 3.9 ``concurrency(..., lease_duration=...)``): a holder that
 crashes stops renewing it and the server frees the slot when the lease expires (60 s
@@ -22,9 +22,11 @@ Storage: one Variable per entry, ``psc-ledger-<project>-<YYYY-MM-DD>-<entry>``. 
 Variable's value is capped at 5,000 characters (``prefect.types.MAX_VARIABLE_VALUE_LENGTH``);
 an entry is ~300, so one per Variable never reaches it however many trainings a day
 runs, and creating one is a single atomic insert. The month's entries are read with one
-name filter (paged by 200). A reservation whose run crashed before the trigger stays
-``reserved``: it keeps counting (erring towards not spending) until the same training is
-run again (same entry id) or it is released by hand.
+name filter (paged by 200). A reservation whose run crashed before the trigger's answer,
+or whose trigger's outcome is unknown, stays ``reserved`` and keeps counting (erring
+towards not spending) until the gate settles it from the model's status once its run can
+no longer trigger (:mod:`prefect_scenario.spend.settlement`), or the same training is run
+again (same entry id).
 
 Example:
     >>> entry_variable_name("proj_1", "2026-12-02", "e1")[:32]
@@ -142,7 +144,7 @@ async def write_entry(project: str, entry: LedgerEntry, *, exists: bool = False)
 
 
 def ledger_rows(entries: Sequence[LedgerEntry]) -> list[dict[str, str]]:
-    """The ledger table: date, dataset, model, estimate, actual cost, status (newest first).
+    """The ledger table: date, dataset, model, estimate, actual cost, status, fleet, note (newest first).
 
     Example:
         >>> e = LedgerEntry(id="a", day="2026-12-02", dataset="hero", model_id="m1", estimate=104, status="reserved")
@@ -151,7 +153,8 @@ def ledger_rows(entries: Sequence[LedgerEntry]) -> list[dict[str, str]]:
     """
     return [
         {"date": e.day, "dataset": e.dataset, "model": e.model_id, "estimate": f"{e.estimate:g}",
-         "actual cost": "" if e.actual is None else f"{e.actual:g}", "status": e.status, "fleet": e.fleet or ""}
+         "actual cost": "" if e.actual is None else f"{e.actual:g}", "status": e.status, "fleet": e.fleet or "",
+         "note": e.note or ""}
         for e in reversed(entries)
     ]  # fmt: skip
 

@@ -1,0 +1,175 @@
+"""The ``train`` and ``train-edit`` commands of the ``prefect-scenario`` command line.
+
+Both take the same options (:func:`add_training_arguments`), among them the spend limits:
+``--max-creative-units N`` (the run's own ceiling) and ``--budget NAME`` (a saved
+``ScenarioBudget`` block). Both are checked before the flow starts, so a bad value exits 2
+with one clear line and no request is sent to Scenario.
+
+Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_training_arguments(parser)
+    >>> args = parser.parse_args(["--type", "flux.2-dev-lora", "--name", "hero", "--max-creative-units", "150"])
+    >>> args.max_creative_units, args.budget
+    (150.0, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Bar", "add_training_arguments", "spend_options", "train", "train_edit"]
+
+
+def add_training_arguments(sub: argparse.ArgumentParser) -> None:
+    """The options ``train`` and ``train-edit`` share (``--block`` is the caller's)."""
+    sub.add_argument("--type", dest="training_type", required=True, help="the LoRA training type")
+    sub.add_argument("--name", required=True, help="the model name")
+    sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a training parameter")
+    sub.add_argument("--params-file", type=Path, help="training parameters as a JSON object")
+    sub.add_argument("--no-wait", action="store_true", help="return once the training started")
+    sub.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait (then cancel)")
+    sub.add_argument("--force", action="store_true", help="train again even if this dataset already trained")
+    sub.add_argument("--min-dataset-score", type=float, help="refuse to train below this dataset score")
+    sub.add_argument("--max-creative-units", type=float, metavar="N",
+                     help="refuse the training, before its trigger, if its dry run estimates more")  # fmt: skip
+    sub.add_argument("--budget", metavar="BLOCK_NAME", help="a saved ScenarioBudget block the training counts against")
+
+
+def spend_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``--max-creative-units`` and ``--budget`` as flow options, checked before any request to Scenario.
+
+    Raises:
+        ConfigurationError: a zero, negative or non-finite ``--max-creative-units``; a budget
+            block that does not exist or does not validate.
+    """
+    from prefect_scenario.exceptions import ConfigurationError
+    from prefect_scenario.spend.block import check_units, resolve_budget
+
+    units = check_units("--max-creative-units", args.max_creative_units)
+    if args.budget is not None:
+        if not args.budget.strip():
+            raise ConfigurationError("--budget needs the name of a saved ScenarioBudget block")
+        try:
+            asyncio.run(resolve_budget(args.budget))  # loaded now so a bad block fails here; the run loads it again
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"--budget: {exc}") from None
+    # The name, not the block: the flow run's parameters show which budget it counted against.
+    return {"max_creative_units": units, "budget": args.budget}
+
+
+def _parameters(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if args.params_file:
+        params.update(json.loads(args.params_file.read_text()))
+    for item in args.param:
+        name, sep, raw = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param takes NAME=VALUE, got {item!r}")
+        try:
+            params[name] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[name] = raw
+    return params
+
+
+class Bar:
+    """A terminal progress bar fed by the wait loop's model updates (also ``status --watch``)."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn()
+        )
+        self.task = self.progress.add_task("waiting", total=100)
+
+    def update(self, model: Any) -> None:
+        from prefect_scenario.training.monitoring import describe_progress, progress_percent
+
+        self.progress.update(
+            self.task,
+            completed=progress_percent(model.status, model.training_progress),
+            description=f"{model.name or model.id}: {describe_progress(model.status, model.training_progress)}",
+        )
+
+
+def _with_bar(run: Callable[[], Any]) -> Any:
+    from prefect_scenario.training.monitoring import add_progress_listener
+
+    bar = Bar()
+    remove = add_progress_listener(bar.update)
+    try:
+        with bar.progress:
+            return run()
+    finally:
+        remove()
+
+
+def _print_result(result: Any) -> None:
+    print(json.dumps(result.model_dump(mode="json"), indent=2))
+
+
+def _ui_link(state: Any) -> str | None:
+    """The flow run's page in the Prefect UI, when a UI is configured (``PREFECT_UI_URL``)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    ui = PREFECT_UI_URL.value()
+    run_id = getattr(state.state_details, "flow_run_id", None)
+    return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
+
+
+def _run_training(flow_fn: Any, args: argparse.Namespace, spend: dict[str, Any], **dataset: Any) -> int:
+    """Run a training flow with the options both train commands share, under a progress bar."""
+    from prefect_scenario.credentials import resolve_credentials
+
+    options = {
+        "name": args.name,
+        "training_type": args.training_type,
+        "credentials": asyncio.run(resolve_credentials(args.block)),
+        "parameters": _parameters(args),
+        "wait": not args.no_wait,
+        "timeout_seconds": args.timeout,
+        "force": args.force,
+        "min_dataset_score": args.min_dataset_score,
+        **spend,
+    }
+    state = _with_bar(lambda: flow_fn(**options, **dataset, return_state=True))
+    result = state.result()  # raises the flow's error, which main() prints as one line
+    _print_result(result)
+    if link := _ui_link(state):
+        print(f"Prefect UI: {link}", file=sys.stderr)
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    """``prefect-scenario train``: a standard LoRA from images."""
+    from prefect_scenario.training.flows import train_lora
+
+    spend = spend_options(args)  # first: a bad limit or budget reads nothing and sends nothing
+    return _run_training(train_lora, args, spend, images=list(args.images))
+
+
+def train_edit(args: argparse.Namespace) -> int:
+    """``prefect-scenario train-edit``: an edit LoRA from a JSON-lines file of before/after pairs."""
+    from prefect_scenario.training.flows import train_edit_lora
+
+    spend = spend_options(args)  # first: a bad limit or budget reads nothing and sends nothing
+    base = args.pairs_file.parent
+    pairs: list[Any] = []
+    for line in args.pairs_file.read_text().splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        # Paths in the pairs file are relative to it.
+        for side in ("before", "after"):
+            if isinstance(item.get(side), str) and not item[side].startswith(("s3://", "asset_")):
+                item[side] = str(base / item[side])
+        pairs.append(item)
+    return _run_training(train_edit_lora, args, spend, pairs=pairs)
