@@ -52,6 +52,7 @@ from prefect_scenario.training.reconcile import find_run_model, idempotency_tag
 from prefect_scenario.training.suspension import WaitRecord
 from prefect_scenario.training.waiting import wait_until_terminal
 from prefect_scenario.training.watcher import watch_once
+from prefect_scenario.webhooks import build_receiver, register_webhook
 
 # The emulator's command line, run in a child process (the `emulator` extra).
 EMULATOR_MAIN = "import sys; from scenario_emulator.server import main; sys.exit(main())"
@@ -79,6 +80,7 @@ __all__ = [
     "TrainingParameters",
     "WaitRecord",
     "aws_client",
+    "build_receiver",
     "credentials",
     "decide",
     "derive_idempotency_key",
@@ -94,6 +96,7 @@ __all__ = [
     "prefect_harness",
     "prepare_images",
     "print_rows",
+    "register_webhook",
     "run_alone",
     "running_emulator",
     "timestamp",
@@ -175,6 +178,10 @@ class Emulator:
         request = urllib.request.Request(f"{self.root_url}/_emulator/{path}", method=method)
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
+
+    def now(self) -> float:
+        """The emulator's clock, epoch seconds (``GET /_emulator/health``)."""
+        return float(self._admin("GET", "health")["now"])
 
     def requests(self) -> list[dict[str, Any]]:
         """The API requests served since the last :meth:`clear` (admin calls are not logged)."""

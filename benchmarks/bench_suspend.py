@@ -16,14 +16,22 @@ as short as 60 s it measures mostly the machine (no goal: reported for honesty).
 resume (the state that follows the run's ``PAUSED`` state, written by the watcher's
 ``resume_flow_run``), median over the 20 suspended runs. Goal: ≤ 2 × the watcher's interval.
 
+**Resume lag, webhook.** The same lag for runs resumed by Scenario's webhook deliveries alone, no
+watcher running: on the engine, with ``prefect-scenario webhooks register`` and
+``prefect-scenario webhook-receiver`` as a process (``tests/e2e/webhook_receiver.py``), 20
+suspended runs whose trainings end in real time one after another (the emulator's clock first
+jumps to just before the first end, so every run is suspended before any ends); the emulator's
+dispatcher POSTs each end to the receiver, whose hint (the watcher's ``settle_model``) re-reads
+the model and resumes the run. Median. Goal: ≤ 1 s.
+
 **Watcher requests per cycle.** One ``watch_once()`` over 100 suspended runs (one model each,
 still training): every request it sends Scenario, against one status read per waiting model
 (what 100 polling runs send in one round). Goal: ≤ 2.
 
 Smoke mode starts no engine (it takes ~40 s): the held seconds are measured in Prefect's
 harness, with ``wait=False`` standing in for the part a suspended run holds (prepare and
-trigger), the lag on a suspended stand-in run resumed by ``watch_once()`` in this process.
-The webhook receiver's lag (goal ≤ 1 s) is not measured here yet (see the report).
+trigger), the lag on a suspended stand-in run resumed by ``watch_once()`` in this process, the
+webhook lag on one resumed by the receiver served in this process, the emulator delivering.
 """
 
 from __future__ import annotations
@@ -322,6 +330,109 @@ def _in_harness() -> dict[str, Any]:
     return held
 
 
+# -- the webhook receiver's resume lag -----------------------------------------------------------
+
+# Full mode: the trainings last an hour of emulator time, so all runs are suspended before any
+# ends (a delivery for a run not yet suspended would find nothing to resume, and no watcher
+# runs); then the clock jumps to WEBHOOK_LEAD seconds before the first end, and each training
+# ends in real time, as it would on Scenario, one after another.
+WEBHOOK_HOLD_SECONDS = 3600.0
+WEBHOOK_LEAD = 5.0
+
+
+def _emulator_offset(now: float) -> float:
+    """The emulator's clock minus the wall clock: ``trainingStats.endedAt`` minus this is wall time."""
+    return now - time.time()
+
+
+def _webhook_lag_on_engine() -> float:
+    """Median resume lag of suspended runs resumed by webhook deliveries alone, on the real engine.
+
+    The engine (``tests/e2e/engine.py``) without a watcher, the endpoint registered and
+    ``prefect-scenario webhook-receiver`` running as a process (``tests/e2e/webhook_receiver.py``).
+    """
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from scenario_emulator import EmulatorConfig
+    from tests.e2e.engine import KEY as ENGINE_KEY
+    from tests.e2e.engine import PROJECT, running_engine, wait_until
+    from tests.e2e.engine import SECRET as ENGINE_SECRET
+    from tests.e2e.webhook_receiver import webhook_receiver
+
+    config = EmulatorConfig(
+        api_key=ENGINE_KEY, api_secret=ENGINE_SECRET, queue_seconds=1.0, start_seconds=0.5,
+        train_seconds=WEBHOOK_HOLD_SECONDS,
+    )  # fmt: skip
+    home = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
+    with running_engine(home, config=config) as engine, webhook_receiver(engine, home) as receiver:
+        rep = uuid.uuid4().hex[:6]
+        runs = [engine.start_training(f"webhook-{rep}-{i:02d}", wait="suspend") for i in range(TRAININGS)]
+        wait_until(
+            lambda: all(r["state_type"] == "PAUSED" for r in engine.flow_runs(runs)),
+            timeout=1500, what=f"{TRAININGS} runs to suspend\n{engine.log_tail()}", every=1.0,
+        )  # fmt: skip
+        models = {r["id"]: _model_of(r["tags"]) for r in engine.flow_runs(runs)}
+        app = engine.emulator.app
+        with app.store.lock:
+            ends = [t.ends_at for t in app.store.trainings.values() if t.model_id in set(models.values())]
+        engine.emulator.advance_clock(max(0.0, min(ends) - app.now() - WEBHOOK_LEAD))
+        final = engine.wait_final(runs, timeout=1500)
+        bad = [r["name"] for r in final if r["state_type"] != "COMPLETED"]
+        if bad:
+            raise RuntimeError(f"runs did not complete: {bad}\n{receiver.log_text()[-3000:]}")
+        offset = _emulator_offset(app.now())
+        lags = []
+        for run, model in models.items():
+            resumed = resumed_at(engine.states(run))
+            if resumed is None:
+                raise RuntimeError(f"run {run} was never suspended and resumed")
+            ended = _ended_at(engine.emulator.base_url, ENGINE_KEY, ENGINE_SECRET, PROJECT, model) - offset
+            lags.append(resumed - ended)
+        hinted = receiver.resumed()
+        if sorted(r for runs_ in hinted.values() for r in runs_) != sorted(models):
+            raise RuntimeError(f"the receiver did not resume each run once: {hinted}")
+    return median(lags)
+
+
+def _webhook_lag_in_harness() -> float:
+    """The lag of one suspended stand-in run resumed by the receiver (in this process) from an emulator delivery."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks._common import build_receiver, register_webhook
+    from scenario_emulator.server import _bind
+    from tests.webhooks.servers import serve
+
+    contents = [p.read_bytes() for p in noisy_pngs(2, 20_000, seed=7)]
+    with running_emulator() as emulator:
+        creds = credentials(emulator, f"proj_{uuid.uuid4().hex[:10]}")
+        sock = _bind("127.0.0.1", 0)
+        public_url = f"http://127.0.0.1:{sock.getsockname()[1]}/scenario"
+        registration = asyncio.run(
+            register_webhook(public_url, credentials=creds, block_name=f"bench-webhook-{uuid.uuid4().hex[:8]}")
+        )
+
+        async def lag() -> float:
+            async with creds.get_client() as client:
+                model = await client.create_model(name="smoke-webhook-lag", training_type=TRAINING_TYPE)
+                for i, data in enumerate(contents):
+                    await client.add_training_image(model.id, name=f"{i}.png", data=data, mime_type="image/png")
+                # Suspended before the trigger: the end's delivery must find the run waiting.
+                record = WaitRecord(model_ids=(model.id,), keys=(), deadline=time.time() + 600)
+                run_id = await _suspended_stand_in(record)
+                await client.train(model.id, None)
+                deadline = time.monotonic() + 60
+                while (resumed := resumed_at(await _states(run_id))) is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the stand-in run was never resumed by a webhook delivery")
+                    await asyncio.sleep(0.05)
+                await client.delete_webhook_endpoint(registration.webhook.endpoint_id)
+            ended = _ended_at(emulator.base_url, KEY, SECRET, creds.project_id, model.id)
+            return resumed - (ended - _emulator_offset(emulator.now()))
+
+        with serve(build_receiver(registration.webhook, creds), sock):
+            return asyncio.run(lag())
+
+
 # -- requests per watcher cycle ----------------------------------------------------------------
 
 
@@ -351,6 +462,7 @@ def _requests_per_cycle() -> tuple[float, float]:
 
 def run() -> list[dict[str, Any]]:
     measured = _in_harness() if SMOKE else _on_engine()
+    webhook_lag = _webhook_lag_in_harness() if SMOKE else _webhook_lag_on_engine()
     sent, per_model = _requests_per_cycle()
     case = f"{TRAININGS} × {TRAINING_SECONDS:g} s"
     stand_in = "smoke: wait=False stands in for suspend, no engine" if SMOKE else "real engine, 2 process workers"
@@ -363,6 +475,9 @@ def run() -> list[dict[str, Any]]:
             measured["poll_running"], None, note="the flow running, its process's start left out; no goal"),
         Row("suspend", case, "resume lag after the end (watcher)", "s", measured["lag"], None, 2 * WATCH_INTERVAL,
             on_ratio=False, note=f"median; watcher every {WATCH_INTERVAL:g} s, goal ≤ 2 intervals"),
+        Row("suspend", pick(f"{TRAININGS} suspended runs", "1 stand-in run"), "resume lag after the end (webhook)", "s",
+            webhook_lag, None, 1.0, on_ratio=False,
+            note="median; the emulator's delivery, the receiver's hint (settle_model), no watcher"),
         Row("suspend", f"{WAITING_MODELS} waiting models", "watcher requests per cycle", "req", sent, per_model, 2.0,
             on_ratio=False, note="baseline: one status read per waiting model"),
     ]  # fmt: skip

@@ -14,7 +14,7 @@ emulator is one environment variable.
     prefect-scenario demo
     prefect-scenario webhooks register --url https://hooks.example.com/scenario [--block NAME]
     prefect-scenario webhooks list
-    prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME]
+    prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME] [--log-level INFO]
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ def _webhook_commands(commands: Any) -> None:
     receiver = commands.add_parser("webhook-receiver", help="serve the webhook receiver (a fast path for the watcher)")
     receiver.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
     receiver.add_argument("--port", type=int, default=8788, help="port to listen on (%(default)s)")
+    receiver.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                          help="the level of the receiver's own lines, one per delivery (%(default)s)")  # fmt: skip
     blocks(receiver)
 
 
@@ -189,6 +191,8 @@ async def _webhooks(args: argparse.Namespace) -> int:
 
 
 def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None = None) -> int:
+    import logging
+
     import uvicorn
 
     from prefect_scenario.credentials import resolve_credentials
@@ -204,6 +208,9 @@ def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None
         raise ConfigurationError(
             f"no ScenarioWebhook block named {args.block!r}: run `prefect-scenario webhooks register` first"
         )
+    # Prefect's logging setup leaves loggers other than its own at WARNING: an operator running
+    # the receiver wants to see what each delivery led to (no line carries the path or a secret).
+    logging.getLogger("prefect_scenario").setLevel(args.log_level)
     app = build_receiver(webhook, credentials)
     print(f"webhook receiver for {webhook.redacted_url()} on http://{args.host}:{args.port}", file=sys.stderr)
     # No access log: every delivery's path is the secret token.

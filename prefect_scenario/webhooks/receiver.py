@@ -19,9 +19,12 @@ path or a secret):
 5. otherwise 202 at once; the first model id found (:func:`extract_model_ids`) is
    hinted in the background, at most once per ``cooldown_seconds`` per model and event
    (:class:`HintGate`, :func:`event_kind`) and with at most ``max_in_flight`` hints
-   running: a replay flood of one delivery costs one GET per cooldown. A delivery that
-   says it is ``model.training.started`` is not hinted: a start never resumes anything,
-   and skipping work on the word of an unsigned delivery is safe (acting on it is not).
+   running; more wait their turn, up to ``max_queued`` in all (a fleet's trainings end
+   together: 20 deliveries within a second are 20 resumes, not 8), and past that are
+   dropped for the watcher. A replay flood of one delivery costs one GET per cooldown.
+   A delivery that says it is ``model.training.started`` is not hinted: a start never
+   resumes anything, and skipping work on the word of an unsigned delivery is safe
+   (acting on it is not).
    Nothing on the input answers a 5xx.
 
 Example:
@@ -47,6 +50,7 @@ from prefect_scenario.webhooks.block import TRAINING_EVENTS, ScenarioWebhook
 
 __all__ = [
     "DEFAULT_COOLDOWN_SECONDS",
+    "DEFAULT_MAX_QUEUED",
     "MAX_BODY_BYTES",
     "HintGate",
     "WebhookReceiver",
@@ -58,6 +62,9 @@ __all__ = [
 
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_COOLDOWN_SECONDS = 30.0
+# Hints running or waiting for a slot: room for a night's fleet of 200 trainings ending at
+# once; each waiting hint is a small task, and a flood of made-up ids past it is dropped.
+DEFAULT_MAX_QUEUED = 500
 HEALTH_PATH = "/healthz"
 _MAX_IDS = 3
 _MAX_NODES = 2_000
@@ -201,7 +208,8 @@ class WebhookReceiver:
             (the default, from :func:`build_receiver`, is the watcher's ``settle_model``).
         cooldown_seconds: the least time between two hints for one model.
         max_body_bytes: larger bodies are refused with 413.
-        max_in_flight: hints running at once; more are dropped (the watcher catches up).
+        max_in_flight: hints running at once; more wait their turn.
+        max_queued: hints running or waiting; more are dropped (the watcher catches up).
         hint_timeout: seconds one hint may run.
         clock: the cooldown's clock.
     """
@@ -214,6 +222,7 @@ class WebhookReceiver:
         cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_in_flight: int = 8,
+        max_queued: int = DEFAULT_MAX_QUEUED,
         hint_timeout: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -225,6 +234,8 @@ class WebhookReceiver:
         self.gate = HintGate(cooldown_seconds, clock=clock)
         self.max_body_bytes = max_body_bytes
         self.max_in_flight = max_in_flight
+        self.max_queued = max(max_queued, max_in_flight)
+        self._slots = asyncio.Semaphore(max_in_flight)
         self.hint_timeout = hint_timeout
         self.hints_started = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -302,8 +313,8 @@ class WebhookReceiver:
             if kind == TRAINING_EVENTS[0]:
                 log.info("webhook delivery for %s says the training started: nothing to resume", model_id)
                 return 0
-            if len(self._tasks) >= self.max_in_flight:
-                log.warning("webhook hint for %s dropped: %d hints under way", model_id, len(self._tasks))
+            if len(self._tasks) >= self.max_queued:
+                log.warning("webhook hint for %s dropped: %d hints under way or waiting", model_id, len(self._tasks))
                 return 0
             # Per model and event kind: a forged "completed" cannot silence a real "failed".
             if not self.gate.admit(f"{model_id} {kind}"):
@@ -321,7 +332,8 @@ class WebhookReceiver:
 
     async def _run_hint(self, model_id: str) -> None:
         try:
-            outcome = await asyncio.wait_for(self.on_hint(model_id), timeout=self.hint_timeout)
+            async with self._slots:  # the timeout counts from the hint's start, not its wait for a slot
+                outcome = await asyncio.wait_for(self.on_hint(model_id), timeout=self.hint_timeout)
         except Exception as exc:  # a hint is best effort: the watcher is the fallback
             log.warning("webhook hint for %s failed: %s", model_id, type(exc).__name__)
         else:

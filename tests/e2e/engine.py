@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,20 @@ import psutil
 from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.e2e.prefect_server import BIN, PrefectServer, start_process, stop_process
 
-__all__ = ["FINAL_STATES", "Engine", "WorkerSet", "postgres", "running_engine", "wait_until"]
+__all__ = [
+    "FINAL_STATES",
+    "Engine",
+    "WorkerSet",
+    "is_create",
+    "is_dry_run",
+    "is_trigger",
+    "is_upload",
+    "model_of",
+    "postgres",
+    "resumes",
+    "running_engine",
+    "wait_until",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "scenario-e2e"
@@ -259,6 +273,27 @@ def is_trigger(entry: dict[str, Any]) -> bool:
 def is_dry_run(entry: dict[str, Any]) -> bool:
     """A cost estimate (``PUT /models/{id}/train?dryRun=true``) in the emulator's log."""
     return entry["method"] == "PUT" and entry["path"].endswith("/train") and "dryRun" in entry.get("query", "")
+
+
+def is_create(entry: dict[str, Any]) -> bool:
+    """A model creation (``POST /models``) in the emulator's log."""
+    return entry["method"] == "POST" and entry["path"] == "/v1/models"
+
+
+def is_upload(entry: dict[str, Any]) -> bool:
+    """An asset or training-image upload in the emulator's log."""
+    path = entry["path"]
+    return entry["method"] in ("POST", "PUT") and (path == "/v1/assets" or "/training-images" in path)
+
+
+def model_of(entry: dict[str, Any]) -> str:
+    """The model id of a ``/v1/models/{id}/…`` request in the emulator's log."""
+    return str(entry["path"].split("/")[3])
+
+
+def resumes(states: list[dict[str, Any]]) -> int:
+    """How many times a run left the suspended state (a ``PAUSED`` state followed by another)."""
+    return sum(1 for a, b in itertools.pairwise(states) if a["type"] == "PAUSED" != b["type"])
 
 
 def _images(folder: Path, count: int = 3) -> list[str]:

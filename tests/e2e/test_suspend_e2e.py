@@ -20,7 +20,6 @@ for time to pass; what takes time is 40 flow-run processes starting on a busy ma
 
 from __future__ import annotations
 
-import itertools
 import json
 import sys
 import time
@@ -31,30 +30,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import TRAINING_SECONDS
-from tests.e2e.engine import Engine, is_dry_run, is_trigger, wait_until
+from tests.e2e.engine import Engine, is_create, is_dry_run, is_trigger, is_upload, model_of, resumes, wait_until
 from tests.e2e.prefect_server import start_process, stop_process
 
 TRAININGS = 20
 WATCH_INTERVAL = 1.0
-RESUMED_FROM = "PAUSED"
-
-
-def is_create(entry: dict[str, Any]) -> bool:
-    return entry["method"] == "POST" and entry["path"] == "/v1/models"
-
-
-def is_upload(entry: dict[str, Any]) -> bool:
-    path = entry["path"]
-    return entry["method"] in ("POST", "PUT") and (path == "/v1/assets" or "/training-images" in path)
-
-
-def model_of(entry: dict[str, Any]) -> str:
-    return str(entry["path"].split("/")[3])
-
-
-def resumes(states: list[dict[str, Any]]) -> int:
-    """How many times a run left the suspended state (a ``PAUSED`` state followed by another)."""
-    return sum(1 for a, b in itertools.pairwise(states) if a["type"] == RESUMED_FROM != b["type"])
 
 
 class Watcher:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -59,7 +60,14 @@ def test_the_receiver_serves_the_registered_block(
         served.update(app=app, **options)
 
     monkeypatch.setattr(uvicorn, "run", run)
-    assert main(["webhook-receiver", "--block", "cli-served", "--port", "8799"]) == 0
+    ours = logging.getLogger("prefect_scenario")
+    before = ours.level
+    ours.setLevel(logging.WARNING)  # as Prefect's logging setup leaves it
+    try:
+        assert main(["webhook-receiver", "--block", "cli-served", "--port", "8799"]) == 0
+        assert ours.level == logging.INFO  # by default each delivery's outcome is logged
+    finally:
+        ours.setLevel(before)
     assert isinstance(served["app"], WebhookReceiver)
     assert served["port"] == 8799 and served["access_log"] is False  # the path is the secret: never logged
     (endpoint,) = scenario_env.app.store.webhook_endpoints.values()

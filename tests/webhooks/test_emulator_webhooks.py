@@ -118,6 +118,25 @@ async def test_a_training_is_delivered_start_then_end_and_recorded(
     assert set(TRAINING_EVENTS) >= {b["type"] for b in bodies}
 
 
+async def test_the_end_is_delivered_when_the_clock_passes_it_not_when_someone_reads(
+    client: ScenarioClient, raw: httpx.AsyncClient, emulator_server: EmulatorServer
+) -> None:
+    # Scenario posts when a training ends (§14). A suspended run reads nothing, so the emulator's
+    # dispatcher must notice the end on its own timer: no API request between the clock move and
+    # the delivery. The delivery's time is the training's end, which the lag benchmark relies on.
+    receiver = Recorder()
+    with serve(receiver) as url:
+        await client.create_webhook_endpoint(f"{url}/end", ["model.training.completed"])
+        model_id = await trained_model(raw, name="unread")
+        served = len(emulator_server.requests())
+        emulator_server.advance_clock(60)
+        (body,) = receiver.wait_for(1)
+        assert len(emulator_server.requests()) == served
+    model = (await raw.get(f"/models/{model_id}")).json()["model"]
+    assert (body["data"]["modelId"], body["data"]["status"]) == (model_id, "trained")
+    assert body["createdAt"] == model["trainingStats"]["endedAt"]
+
+
 async def test_failed_and_cancelled_trainings_are_delivered(
     client: ScenarioClient, raw: httpx.AsyncClient, emulator_server: EmulatorServer
 ) -> None:

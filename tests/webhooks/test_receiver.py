@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Iterator
@@ -191,3 +192,56 @@ def test_a_failing_hint_still_answers_202_and_is_logged(caplog: pytest.LogCaptur
 def test_the_path_must_end_in_a_token() -> None:
     with pytest.raises(ValueError):
         WebhookReceiver("/scenario/short", CountingHint())
+
+
+class BlockingHint:
+    """An ``on_hint`` that holds every hint until released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.running = 0
+        self.most = 0
+        self.done: list[str] = []
+
+    async def __call__(self, model_id: str) -> None:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        await self.release.wait()
+        self.running -= 1
+        self.done.append(model_id)
+
+
+async def _deliver_burst(receiver: WebhookReceiver, count: int) -> list[int]:
+    transport = httpx.ASGITransport(app=receiver)
+    async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+        answers = []
+        for i in range(count):
+            body = {"type": "model.training.completed", "data": {"modelId": f"model_burst{i}"}}
+            answers.append((await client.post(PATH, json=body)).json()["hinted"])
+    return answers
+
+
+async def test_a_burst_of_endings_is_hinted_in_full_a_few_at_a_time() -> None:
+    # A fleet's trainings end together: more deliveries than hint slots wait their turn, none is dropped.
+    hint = BlockingHint()
+    receiver = WebhookReceiver(PATH, hint, max_in_flight=3)
+    assert await _deliver_burst(receiver, 20) == [1] * 20
+    for _ in range(1000):  # let the first hints reach their slot
+        if hint.running == 3:
+            break
+        await asyncio.sleep(0)
+    assert (hint.running, hint.most, hint.done) == (3, 3, [])
+    hint.release.set()
+    await receiver.drain()
+    assert sorted(hint.done) == sorted(f"model_burst{i}" for i in range(20)) and hint.most == 3
+
+
+async def test_past_the_queue_bound_a_hint_is_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    hint = BlockingHint()
+    receiver = WebhookReceiver(PATH, hint, max_in_flight=2, max_queued=5)
+    with caplog.at_level(logging.INFO, "prefect_scenario.webhooks"):
+        assert await _deliver_burst(receiver, 8) == [1] * 5 + [0] * 3
+        hint.release.set()
+        await receiver.drain()
+    assert sorted(hint.done) == [f"model_burst{i}" for i in range(5)]
+    assert caplog.text.count("dropped: 5 hints under way or waiting") == 3
