@@ -86,6 +86,7 @@ def test_twenty_suspended_trainings_are_resumed_by_webhook_deliveries_alone(engi
         ours = [d for d in receiver.deliveries(COMPLETED) if d.payload["data"]["modelId"] in set(triggered)]
         wait_until(lambda: all(d.done.is_set() for d in ours), timeout=60, what="the deliveries to be recorded")
         receiver_log = receiver.log_text()
+        endpoint = engine.emulator.app.store.webhook_endpoints[receiver.endpoint_id]
 
     # 4. All trained, each suspended once and resumed once, by the hint for its own model.
     assert {r["state_type"] for r in final} == {"COMPLETED"}, engine.log_tail()
@@ -103,6 +104,10 @@ def test_twenty_suspended_trainings_are_resumed_by_webhook_deliveries_alone(engi
     assert {(d.status, d.response_status) for d in ours} == {("success", 202)}, [d.error for d in ours]
     assert receiver_log.count("says the training started: nothing to resume") >= TRAININGS
     assert "dropped" not in receiver_log, receiver_log[-3000:]
+    # The receiver's log never shows the path token (the delivery URL's secret) or the signing secret.
+    token = endpoint.url.rpartition("/")[2]
+    assert len(token) >= 43 and token not in receiver_log
+    assert endpoint.secret and endpoint.secret not in receiver_log
 
     # 6. The emulator saw one create, one upload set, one dry run and one trigger per model, none after.
     log = engine.emulator_requests()[logged:]
