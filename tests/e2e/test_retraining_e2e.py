@@ -109,7 +109,7 @@ def trained_models(emulator: EmulatorServer) -> dict[int, int]:
     return asyncio.run(read())
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(1500)
 def test_new_curated_images_retrain_exactly_once(
     prefect_server: PrefectServer, moto_endpoint: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -120,7 +120,7 @@ def test_new_curated_images_retrain_exactly_once(
     try:
         wait_for(
             lambda: any(d["name"] == "retrain-from-s3" for d in prefect_server.post("/deployments/filter", {})),
-            timeout=60,
+            timeout=240,  # a `prefect-scenario serve` process start, on a busy machine
             what="the served deployments",
         )
         for i in range(6):
@@ -148,7 +148,7 @@ def test_new_curated_images_retrain_exactly_once(
             return len(runs)
 
         before = sensor_runs()
-        wait_for(lambda: sensor_runs() >= before + 2, timeout=60, what="two quiet sensor cycles")
+        wait_for(lambda: sensor_runs() >= before + 2, timeout=240, what="two quiet sensor cycles")
         assert len(retrain_runs(prefect_server)) == 2
     finally:
         stop_process(serving)
