@@ -125,7 +125,7 @@ def test_new_curated_images_retrain_exactly_once(
         )
         for i in range(6):
             s3.put_object(Bucket=BUCKET, Key=f"curated/hero-character/{i:02d}.png", Body=image(i))
-        wait_for(lambda: len(completed(prefect_server)) == 1, timeout=300, what="the first retrain")
+        wait_for(lambda: len(completed(prefect_server)) == 1, timeout=600, what="the first retrain")
         assert trained_models(emulator) == {6: 1}
 
         # Two more images, and the serving process killed right after they land: a restart
@@ -134,7 +134,7 @@ def test_new_curated_images_retrain_exactly_once(
             s3.put_object(Bucket=BUCKET, Key=f"curated/hero-character/{i:02d}.png", Body=image(i))
         stop_process(serving, kill=True)
         serving = serve(prefect_server, tmp_path / "serve-2.log")
-        wait_for(lambda: len(completed(prefect_server)) == 2, timeout=300, what="the second retrain")
+        wait_for(lambda: len(completed(prefect_server)) == 2, timeout=600, what="the second retrain")
         assert trained_models(emulator) == {6: 1, 8: 1}
 
         # Several quiet sensor cycles: no new run.
