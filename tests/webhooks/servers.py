@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import socket
 import threading
@@ -22,7 +23,11 @@ def serve(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False, log_level="warning")
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    # The server's thread runs in a copy of this context: Prefect's settings (a temporary
+    # PREFECT_API_URL, say) live in a context variable, and a bare thread would not see them,
+    # so the receiver would look for waiting runs on another Prefect server.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(server.run,), kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
