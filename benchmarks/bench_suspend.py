@@ -130,12 +130,10 @@ def held_during(states: list[dict[str, Any]], start: float, end: float) -> float
 
 def triggered_at(requests: list[dict[str, Any]]) -> dict[str, float]:
     """When the emulator accepted each model's training trigger (not a dry run), by model id."""
-    return {
-        str(r["path"].split("/")[3]): float(r["time"])
-        for r in requests
-        if r["method"] == "PUT" and r["path"].endswith("/train") and "dryRun" not in r.get("query", "")
-        and r["status"] == 200
-    }  # fmt: skip
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.e2e.engine import is_trigger, model_of
+
+    return {model_of(r): float(r["time"]) for r in requests if is_trigger(r)}
 
 
 def resumed_at(states: list[dict[str, Any]]) -> float | None:
@@ -169,7 +167,9 @@ def _wait_ended(base_url: str, project: str, model_id: str, timeout: float = 60.
 
 
 def _model_of(tags: Iterable[str]) -> str:
-    (model,) = [t.split(":", 1)[1] for t in tags if t.startswith("scenario-model:")]
+    from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, tag_values
+
+    (model,) = tag_values(tags, MODEL_TAG_PREFIX)
     return model
 
 
@@ -177,7 +177,8 @@ def _model_of(tags: Iterable[str]) -> str:
 
 
 @contextlib.contextmanager
-def _engine() -> Iterator[Any]:
+def _engine_training_for(train_seconds: float, prefix: str) -> Iterator[tuple[Any, Path]]:
+    """The real engine (``tests/e2e/engine.py``) whose emulator trains for ``train_seconds``; and its home."""
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -185,14 +186,22 @@ def _engine() -> Iterator[Any]:
     from tests.e2e.engine import KEY as ENGINE_KEY
     from tests.e2e.engine import SECRET as ENGINE_SECRET
     from tests.e2e.engine import running_engine
-    from tests.e2e.prefect_server import start_process, stop_process
 
     config = EmulatorConfig(
         api_key=ENGINE_KEY, api_secret=ENGINE_SECRET, queue_seconds=1.0, start_seconds=0.5,
-        train_seconds=TRAINING_SECONDS,
+        train_seconds=train_seconds,
     )  # fmt: skip
-    home = Path(tempfile.mkdtemp(prefix="bench-suspend-"))
+    home = Path(tempfile.mkdtemp(prefix=prefix))
     with running_engine(home, config=config) as engine:
+        yield engine, home
+
+
+@contextlib.contextmanager
+def _engine() -> Iterator[Any]:
+    """The engine with the watcher running (``tests/e2e/watch_loop.py``)."""
+    from tests.e2e.prefect_server import start_process, stop_process
+
+    with _engine_training_for(TRAINING_SECONDS, "bench-suspend-") as (engine, home):
         watcher = start_process(
             [sys.executable, "-m", "tests.e2e.watch_loop", "--interval", str(WATCH_INTERVAL)],
             engine.env(),
@@ -351,47 +360,41 @@ def _webhook_lag_on_engine() -> float:
     The engine (``tests/e2e/engine.py``) without a watcher, the endpoint registered and
     ``prefect-scenario webhook-receiver`` running as a process (``tests/e2e/webhook_receiver.py``).
     """
-    import tempfile
+    with _engine_training_for(WEBHOOK_HOLD_SECONDS, "bench-webhook-") as (engine, home):
+        from tests.e2e.engine import KEY as ENGINE_KEY
+        from tests.e2e.engine import PROJECT
+        from tests.e2e.engine import SECRET as ENGINE_SECRET
+        from tests.e2e.webhook_receiver import webhook_receiver
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from scenario_emulator import EmulatorConfig
-    from tests.e2e.engine import KEY as ENGINE_KEY
-    from tests.e2e.engine import PROJECT, running_engine, wait_until
-    from tests.e2e.engine import SECRET as ENGINE_SECRET
-    from tests.e2e.webhook_receiver import webhook_receiver
+        with webhook_receiver(engine, home) as receiver:
+            return _webhook_lags(engine, receiver, ENGINE_KEY, ENGINE_SECRET, PROJECT)
 
-    config = EmulatorConfig(
-        api_key=ENGINE_KEY, api_secret=ENGINE_SECRET, queue_seconds=1.0, start_seconds=0.5,
-        train_seconds=WEBHOOK_HOLD_SECONDS,
-    )  # fmt: skip
-    home = Path(tempfile.mkdtemp(prefix="bench-webhook-"))
-    with running_engine(home, config=config) as engine, webhook_receiver(engine, home) as receiver:
-        rep = uuid.uuid4().hex[:6]
-        runs = [engine.start_training(f"webhook-{rep}-{i:02d}", wait="suspend") for i in range(TRAININGS)]
-        wait_until(
-            lambda: all(r["state_type"] == "PAUSED" for r in engine.flow_runs(runs)),
-            timeout=1500, what=f"{TRAININGS} runs to suspend\n{engine.log_tail()}", every=1.0,
-        )  # fmt: skip
-        models = {r["id"]: _model_of(r["tags"]) for r in engine.flow_runs(runs)}
-        app = engine.emulator.app
-        with app.store.lock:
-            ends = [t.ends_at for t in app.store.trainings.values() if t.model_id in set(models.values())]
-        engine.emulator.advance_clock(max(0.0, min(ends) - app.now() - WEBHOOK_LEAD))
-        final = engine.wait_final(runs, timeout=1500)
-        bad = [r["name"] for r in final if r["state_type"] != "COMPLETED"]
-        if bad:
-            raise RuntimeError(f"runs did not complete: {bad}\n{receiver.log_text()[-3000:]}")
-        offset = _emulator_offset(app.now())
-        lags = []
-        for run, model in models.items():
-            resumed = resumed_at(engine.states(run))
-            if resumed is None:
-                raise RuntimeError(f"run {run} was never suspended and resumed")
-            ended = _ended_at(engine.emulator.base_url, ENGINE_KEY, ENGINE_SECRET, PROJECT, model) - offset
-            lags.append(resumed - ended)
-        hinted = receiver.resumed()
-        if sorted(r for runs_ in hinted.values() for r in runs_) != sorted(models):
-            raise RuntimeError(f"the receiver did not resume each run once: {hinted}")
+
+def _webhook_lags(engine: Any, receiver: Any, key: str, secret: str, project: str) -> float:
+    """Suspend ``TRAININGS`` runs, let their trainings end in real time; the median webhook lag."""
+    rep = uuid.uuid4().hex[:6]
+    runs = [engine.start_training(f"webhook-{rep}-{i:02d}", wait="suspend") for i in range(TRAININGS)]
+    engine.wait_suspended(runs, timeout=1500)
+    models = engine.run_models(runs)
+    app = engine.emulator.app
+    with app.store.lock:
+        ends = [t.ends_at for t in app.store.trainings.values() if t.model_id in set(models.values())]
+    engine.emulator.advance_clock(max(0.0, min(ends) - app.now() - WEBHOOK_LEAD))
+    final = engine.wait_final(runs, timeout=1500)
+    bad = [r["name"] for r in final if r["state_type"] != "COMPLETED"]
+    if bad:
+        raise RuntimeError(f"runs did not complete: {bad}\n{receiver.log_text()[-3000:]}")
+    offset = _emulator_offset(app.now())
+    lags = []
+    for run, model in models.items():
+        resumed = resumed_at(engine.states(run))
+        if resumed is None:
+            raise RuntimeError(f"run {run} was never suspended and resumed")
+        ended = _ended_at(engine.emulator.base_url, key, secret, project, model) - offset
+        lags.append(resumed - ended)
+    hinted = receiver.resumed()
+    if sorted(r for runs_ in hinted.values() for r in runs_) != sorted(models):
+        raise RuntimeError(f"the receiver did not resume each run once: {hinted}")
     return median(lags)
 
 

@@ -252,6 +252,25 @@ class Engine:
                             found[child.pid] = run_id
         return found
 
+    def alive(self, runs: Iterable[str]) -> set[str]:
+        """Which of ``runs`` have a live flow-run process (another test's runs are not counted)."""
+        return set(self.flow_run_processes().values()) & set(runs)
+
+    def all_suspended(self, runs: Iterable[str]) -> bool:
+        return all(r["state_type"] == "PAUSED" for r in self.flow_runs(runs))
+
+    def wait_suspended(self, runs: list[str], *, timeout: float = 900) -> None:
+        """Wait until every run is suspended (``PAUSED``) and none of them keeps a process."""
+        what = f"{len(runs)} runs to suspend\n{self.log_tail()}"
+        wait_until(lambda: self.all_suspended(runs), timeout=timeout, what=what, every=1.0)
+        wait_until(lambda: not self.alive(runs), timeout=180, what="the suspended runs' processes to exit")
+
+    def run_models(self, runs: Iterable[str]) -> dict[str, str]:
+        """Each run's model, from its ``scenario-model:`` tag (one request)."""
+        from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, tag_values
+
+        return {r["id"]: tag_values(r["tags"], MODEL_TAG_PREFIX)[0] for r in self.flow_runs(runs)}
+
     def log_tail(self, chars: int = 3000) -> str:
         """The end of the server's and the workers' logs, for an assertion message."""
         parts = []

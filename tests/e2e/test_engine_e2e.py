@@ -37,7 +37,7 @@ def test_polling_trainings_end_trained_on_the_engine(engine: Engine) -> None:
     assert {r["state_type"] for r in final} == {"COMPLETED"}, engine.log_tail()
     assert {str(r["work_pool_name"]) for r in final} == {engine.pool}
     wait_until(
-        lambda: not set(engine.flow_run_processes().values()) & set(runs),
+        lambda: not engine.alive(runs),
         timeout=180,
         what="the flow-run processes to exit",
     )

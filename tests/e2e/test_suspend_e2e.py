@@ -67,15 +67,7 @@ def test_twenty_suspended_trainings_hold_no_process_and_are_resumed_once(engine:
     runs = [engine.start_training(f"suspend-{i:02d}", wait="suspend") for i in range(TRAININGS)]
 
     # 1. Every run creates, uploads, triggers, then suspends: its process ends.
-    def all_suspended() -> bool:
-        return all(r["state_type"] == "PAUSED" for r in engine.flow_runs(runs))
-
-    def alive() -> set[str]:
-        """This test's runs that have a live flow-run process (another test's runs are not counted)."""
-        return set(engine.flow_run_processes().values()) & set(runs)
-
-    wait_until(all_suspended, timeout=900, what=f"{TRAININGS} runs to suspend\n{engine.log_tail()}", every=1.0)
-    wait_until(lambda: not alive(), timeout=180, what="the suspended runs' processes to exit")
+    engine.wait_suspended(runs)
     suspended_after = time.monotonic() - started
     first_phase = engine.emulator_requests()[logged:]
     triggered = [model_of(e) for e in first_phase if is_trigger(e)]
@@ -89,11 +81,11 @@ def test_twenty_suspended_trainings_hold_no_process_and_are_resumed_once(engine:
 
         def cycles_while_training() -> bool:
             reports = first.reports()
-            assert not alive(), "a flow-run process is alive while the trainings run"
+            assert not engine.alive(runs), "a flow-run process is alive while the trainings run"
             return len(reports) >= 2 and reports[-1]["waiting"] == TRAININGS
 
         wait_until(cycles_while_training, timeout=300, what=f"two watcher cycles: {first.log.read_text()[-2000:]}")
-        assert not first.resumed() and all_suspended()
+        assert not first.resumed() and engine.all_suspended(runs)
 
         # 3. The trainings end; the first watcher is killed (SIGKILL) as soon as Prefect shows
         # one run resumed: in the middle of the cycle that resumes them, before it reports.

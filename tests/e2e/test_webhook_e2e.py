@@ -33,11 +33,6 @@ TRAININGS = 20
 STARTED = "model.training.started"
 
 
-def _model_tag(tags: list[str]) -> str:
-    (model,) = [t.split(":", 1)[1] for t in tags if t.startswith("scenario-model:")]
-    return model
-
-
 @pytest.mark.timeout(2400)
 def test_twenty_suspended_trainings_are_resumed_by_webhook_deliveries_alone(engine: Engine, tmp_path: Path) -> None:
     started = time.monotonic()
@@ -46,20 +41,12 @@ def test_twenty_suspended_trainings_are_resumed_by_webhook_deliveries_alone(engi
         runs = [engine.start_training(f"webhook-{i:02d}", wait="suspend") for i in range(TRAININGS)]
 
         # 1. Every run creates, uploads, triggers, then suspends: its process ends.
-        def all_suspended() -> bool:
-            return all(r["state_type"] == "PAUSED" for r in engine.flow_runs(runs))
-
-        def alive() -> set[str]:
-            """This test's runs that have a live flow-run process (another test's runs are not counted)."""
-            return set(engine.flow_run_processes().values()) & set(runs)
-
-        wait_until(all_suspended, timeout=900, what=f"{TRAININGS} runs to suspend\n{engine.log_tail()}", every=1.0)
-        wait_until(lambda: not alive(), timeout=180, what="the suspended runs' processes to exit")
+        engine.wait_suspended(runs)
         suspended_after = time.monotonic() - started
         first_phase = engine.emulator_requests()[logged:]
         triggered = [model_of(e) for e in first_phase if is_trigger(e)]
         assert len(triggered) == len(set(triggered)) == TRAININGS
-        model_of_run = {r["id"]: _model_tag(r["tags"]) for r in engine.flow_runs(runs)}
+        model_of_run = engine.run_models(runs)
         assert set(model_of_run.values()) == set(triggered)
 
         # 2. While they train: each start was delivered (and is not worth a hint), no end was,
@@ -70,7 +57,7 @@ def test_twenty_suspended_trainings_are_resumed_by_webhook_deliveries_alone(engi
             what="the emulator to deliver every model.training.started",
         )
         assert not set(receiver.completed_models()) & set(triggered)
-        assert not receiver.resumed() and all_suspended() and not alive()
+        assert not receiver.resumed() and engine.all_suspended(runs) and not engine.alive(runs)
 
         # 3. The trainings end (no watcher runs): the emulator delivers, the receiver resumes.
         engine.emulator.advance_clock(TRAINING_SECONDS + 60)
