@@ -34,7 +34,7 @@ def _doctest_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     from prefect.testing.utilities import prefect_test_harness
 
     from prefect_scenario.credentials import ScenarioCredentials
-    from prefect_scenario.training.polling import PollPolicy
+    from prefect_scenario.waiting.polling import PollPolicy
     from scenario_emulator import EmulatorConfig, EmulatorServer
 
     folder = tmp_path_factory.mktemp("doctest-images")

@@ -37,21 +37,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# -- the package under test: every prefect_scenario name the benchmarks use ---------------
 from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.dataset.images import prepare_images
 from prefect_scenario.retraining.decisions import SensorState, decide
 from prefect_scenario.retraining.discovery import ListingDiscovery, NotificationDiscovery
+
+# -- the package under test: every prefect_scenario name the benchmarks use ---------------
+from prefect_scenario.tags import idempotency_tag
 from prefect_scenario.training.fleet import train_lora_fleet
 from prefect_scenario.training.flows import train_lora
-from prefect_scenario.training.images import prepare_images
 from prefect_scenario.training.pipeline import derive_idempotency_key
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.reconcile import find_run_model, idempotency_tag
-from prefect_scenario.training.suspension import WaitRecord
-from prefect_scenario.training.waiting import wait_until_terminal
-from prefect_scenario.training.watcher import watch_once
+from prefect_scenario.training.reconcile import find_run_model
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.suspension import WaitRecord
+from prefect_scenario.waiting.wait import wait_until_terminal
+from prefect_scenario.waiting.watcher import watch_once
 from prefect_scenario.webhooks import build_receiver, register_webhook
 
 # The emulator's command line, run in a child process (the `emulator` extra).

@@ -53,8 +53,8 @@ def child(config: dict[str, Any]) -> None:
     import hashlib
     import time
 
-    from prefect_scenario.training.measure import preflight_directory
-    from prefect_scenario.training.preflight import summarize
+    from prefect_scenario.dataset.checks import summarize
+    from prefect_scenario.dataset.measure import preflight_directory
 
     folder = Path(config["folder"])
     started, cpu = time.monotonic(), time.process_time()

@@ -167,7 +167,7 @@ def _wait_ended(base_url: str, project: str, model_id: str, timeout: float = 60.
 
 
 def _model_of(tags: Iterable[str]) -> str:
-    from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, tag_values
+    from prefect_scenario.tags import MODEL_TAG_PREFIX, tag_values
 
     (model,) = tag_values(tags, MODEL_TAG_PREFIX)
     return model

@@ -24,7 +24,6 @@ from prefect_scenario.training.fleet import TrainingJob, train_lora_fleet
 from prefect_scenario.training.flows import train_edit_lora, train_lora
 from prefect_scenario.training.job_block import ScenarioTraining, ScenarioTrainingRun
 from prefect_scenario.training.pipeline import TrainingResult
-from prefect_scenario.training.polling import PollPolicy
 from prefect_scenario.training.tasks import (
     add_scenario_training_images,
     cancel_scenario_training,
@@ -34,7 +33,8 @@ from prefect_scenario.training.tasks import (
     set_scenario_training_pairs,
     trigger_scenario_training,
 )
-from prefect_scenario.training.waiting import wait_for_scenario_training, wait_for_scenario_trainings
+from prefect_scenario.waiting.polling import PollPolicy
+from prefect_scenario.waiting.wait import wait_for_scenario_training, wait_for_scenario_trainings
 from prefect_scenario.webhooks.block import ScenarioWebhook
 
 __version__ = "0.2.0"

@@ -29,13 +29,17 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from prefect import Flow, Task
 from prefect._internal.compatibility.async_dispatch import is_in_async_context
+from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-__all__ = ["ScenarioFlow", "ScenarioTask", "scenario_flow", "scenario_task"]
+__all__ = ["TASK_OPTIONS", "ScenarioFlow", "ScenarioTask", "scenario_flow", "scenario_task"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 _SECRET_PARAMETERS = frozenset({"wandbKey", "wandb_key"})
+# Idempotency is ours (tags, content hashes), not a cache's: every run talks to the API, and the
+# one retry layer is the HTTP client's (Prefect task retries on top would multiply it).
+TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 def _settle(result: Any) -> Any:

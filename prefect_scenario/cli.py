@@ -109,9 +109,9 @@ def _webhook_commands(commands: Any) -> None:
 
 async def _status(args: argparse.Namespace) -> int:
     from prefect_scenario.credentials import resolve_credentials
+    from prefect_scenario.reporting import describe_progress
     from prefect_scenario.training.commands import Bar
-    from prefect_scenario.training.monitoring import describe_progress
-    from prefect_scenario.training.waiting import wait_until_terminal
+    from prefect_scenario.waiting.wait import wait_until_terminal
 
     async with (await resolve_credentials(args.block)).get_client() as client:
         if args.watch:
@@ -143,9 +143,9 @@ def _preflight(args: argparse.Namespace) -> int:
     """Print the preflight report; 1 when it refuses the dataset, 2 when it cannot be read."""
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from prefect_scenario.dataset.checks import PreflightOptions, render_text
+    from prefect_scenario.dataset.measure import preflight_directory, preflight_s3
     from prefect_scenario.exceptions import InvalidInputError
-    from prefect_scenario.training.measure import preflight_directory, preflight_s3
-    from prefect_scenario.training.preflight import PreflightOptions, render_text
 
     given = {"min_side": args.min_side, "near_duplicate_threshold": args.near_duplicate_threshold}
     try:

@@ -59,7 +59,7 @@ def _upload_curated(s3: Any) -> list[str]:
 def _run_flows(credentials: Any, aws: Any, uris: list[str]) -> None:
     """Train a LoRA twice on the same images (the second run reuses the model), then an edit LoRA."""
     from prefect_scenario.training.flows import train_edit_lora, train_lora
-    from prefect_scenario.training.polling import PollPolicy
+    from prefect_scenario.waiting.polling import PollPolicy
 
     fast = PollPolicy(queued=0.5, starting=0.25, unknown=0.5)
     kwargs: dict[str, Any] = {"credentials": credentials, "aws_credentials": aws, "poll_policy": fast}

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.training.polling import PollPolicy
+from prefect_scenario.waiting.polling import PollPolicy
 from scenario_emulator import EmulatorConfig, EmulatorServer
 
 __all__ = ["FAST_POLL", "credentials_for", "end_training_once_polled", "fast_emulator", "prefect_harness"]

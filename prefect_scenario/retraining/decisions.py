@@ -1,6 +1,6 @@
 """The S3 sensor's decision: a pure function of (state, what was seen, now).
 
-:func:`decide` applies a :class:`~prefect_scenario.retraining.listing.Listing` or
+:func:`decide` applies a :class:`~prefect_scenario.dataset.listing.Listing` or
 :class:`~prefect_scenario.retraining.notifications.ChangeSet` to the
 :class:`~prefect_scenario.retraining.sensor_state.SensorState` and says, per dataset:
 
@@ -36,7 +36,7 @@ should first be given one; a periodic listing also repairs anything the queue lo
 
 Example:
     >>> from datetime import datetime, timedelta, timezone
-    >>> from prefect_scenario.retraining.datasets import S3Object
+    >>> from prefect_scenario.dataset.layout import S3Object
     >>> from prefect_scenario.retraining.discovery import Listing
     >>> t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> seen = Listing("studio", "curated/", tuple(S3Object(f"curated/hero/{i}.png", f"e{i}", 9) for i in range(6)))
@@ -57,7 +57,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from prefect_scenario.catalog import (
@@ -68,13 +67,15 @@ from prefect_scenario.catalog import (
     check_dataset_size,
     get_training_type,
 )
+from prefect_scenario.dataset.layout import Manifest, dataset_uri, parse_dataset_uri
+from prefect_scenario.dataset.listing import Listing
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidTrainingTypeError
-from prefect_scenario.retraining.datasets import Manifest, dataset_uri, parse_dataset_uri
-from prefect_scenario.retraining.listing import Listing
 from prefect_scenario.retraining.notifications import ChangeSet
 from prefect_scenario.retraining.sensor_state import (
     STATE_VERSION,
     DatasetState,
+    Decision,
+    DecisionKind,
     Objects,
     SensorState,
     check_aware,
@@ -96,42 +97,6 @@ __all__ = [
 ]
 
 
-class DecisionKind(StrEnum):
-    """What :func:`decide` says about a dataset."""
-
-    READY = "ready"
-    INVALID = "invalid"
-    WAITING = "waiting"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """One dataset's decision.
-
-    Attributes:
-        kind: ready, invalid or waiting.
-        dataset_uri: ``s3://bucket/prefix/`` of the dataset.
-        prefix: The dataset prefix (the key in ``SensorState.datasets``).
-        manifest: The content the decision is about.
-        message: Why, in a sentence (for logs, events and error artifacts).
-        idempotency_key: For ``ready``: the key to create the retrain run with.
-        ready_at: For ``waiting`` on the quiet period: when it ends if nothing changes.
-    """
-
-    kind: DecisionKind
-    dataset_uri: str
-    prefix: str
-    manifest: Manifest
-    message: str
-    idempotency_key: str | None = None
-    ready_at: datetime | None = None
-
-    @property
-    def image_count(self) -> int:
-        """How many images the dataset holds."""
-        return self.manifest.image_count
-
-
 def retrain_idempotency_key(dataset_uri: str, manifest: Manifest, *, ignore_sidecar_edits: bool = False) -> str:
     """The idempotency key of "retrain this dataset on exactly this content".
 
@@ -151,7 +116,7 @@ def retrain_idempotency_key(dataset_uri: str, manifest: Manifest, *, ignore_side
         ValueError: ``dataset_uri`` is not an ``s3://bucket/prefix/`` URI.
 
     Example:
-        >>> from prefect_scenario.retraining.datasets import S3Object
+        >>> from prefect_scenario.dataset.layout import S3Object
         >>> m = Manifest((S3Object("curated/hero/01.png", "e1", 3),))
         >>> key = retrain_idempotency_key("s3://studio/curated/hero/", m)
         >>> key == retrain_idempotency_key("s3://studio/curated/hero", m)

@@ -3,7 +3,7 @@
 The same as ``deployments/prefect.yaml`` describes for a work pool:
 
 - ``scenario-training-watcher/training-watcher``: resumes the training runs suspended by
-  ``wait="suspend"`` once their trainings end (:mod:`prefect_scenario.training.watcher`),
+  ``wait="suspend"`` once their trainings end (:mod:`prefect_scenario.waiting.watcher`),
   every ``watch_interval_seconds``; the only deployment served without a bucket;
 
 - ``scenario-s3-curated-images-sensor/s3-curated-images-sensor``: the sensor on an
@@ -49,8 +49,8 @@ from prefect_scenario.retraining.flows import (
     retrain_from_s3,
     s3_curated_images_sensor,
 )
-from prefect_scenario.training.suspension import WaitMode
-from prefect_scenario.training.watcher import DEFAULT_WATCH_INTERVAL, scenario_training_watcher
+from prefect_scenario.waiting.suspension import WaitMode
+from prefect_scenario.waiting.watcher import DEFAULT_WATCH_INTERVAL, scenario_training_watcher
 
 __all__ = [
     "RETRAIN_DEPLOYMENT",

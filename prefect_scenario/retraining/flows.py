@@ -2,7 +2,7 @@
 
 A dataset is an S3 prefix holding its images and an optional sidecar
 ``scenario.json``/``.yaml`` (type, name, parameters, edit pairs) or ``pairs.jsonl``
-(see :mod:`prefect_scenario.retraining.datasets` and :mod:`~prefect_scenario.retraining.sidecar`).
+(see :mod:`prefect_scenario.dataset.layout` and :mod:`~prefect_scenario.retraining.sidecar`).
 A root prefix may hold many datasets, one per sub-prefix; a change under one retrains
 that one only.
 
@@ -52,8 +52,8 @@ from prefect_aws import AwsCredentials
 
 from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
+from prefect_scenario.dataset.layout import Manifest, group_datasets, normalize_prefix
 from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
-from prefect_scenario.retraining.datasets import Manifest, group_datasets, normalize_prefix
 from prefect_scenario.retraining.decisions import (
     DecisionKind,
     retrain_idempotency_key,
@@ -78,10 +78,10 @@ from prefect_scenario.retraining.tasks import (
 )
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.spend.sensor import EVENT_BUDGET_EXCEEDED, SensorBudget
+from prefect_scenario.tags import idempotency_tag
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.reconcile import idempotency_tag
-from prefect_scenario.training.suspension import WaitMode
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.suspension import WaitMode
 
 __all__ = [
     "EVENT_BUDGET_EXCEEDED",

@@ -7,7 +7,7 @@ change per key. Cost grows with what changed, not with the bucket: an idle cycle
 ``ReceiveMessage``. Messages are deleted by ``ack()`` only, so a crash before the state is
 saved redelivers them after the queue's visibility timeout; applying a change twice is
 harmless. Events only say what changed after the queue was connected: seed the state with
-one listing first (:mod:`prefect_scenario.retraining.listing`).
+one listing first (:mod:`prefect_scenario.dataset.listing`).
 
 Example:
     >>> changes = parse_message('{"Records": [{"eventName": "ObjectCreated:Put", '
@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from prefect_scenario.retraining.datasets import normalize_etag, normalize_prefix
-from prefect_scenario.retraining.listing import Listing
+from prefect_scenario.dataset.layout import normalize_etag, normalize_prefix
+from prefect_scenario.dataset.listing import Listing
 
 __all__ = ["ChangeSet", "NotificationDiscovery", "ObjectChange", "SQSClient", "merge_changes", "parse_message"]
 

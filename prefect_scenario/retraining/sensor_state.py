@@ -21,12 +21,14 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from prefect_scenario.retraining.datasets import (
+from prefect_scenario.dataset.layout import (
     Manifest,
     S3Object,
     dataset_uri,
@@ -35,16 +37,14 @@ from prefect_scenario.retraining.datasets import (
     normalize_prefix,
     split_key,
 )
-from prefect_scenario.retraining.listing import Listing
+from prefect_scenario.dataset.listing import Listing
 from prefect_scenario.retraining.notifications import ChangeSet
-
-if TYPE_CHECKING:
-    # Only for annotations: decisions.py builds on this module.
-    from prefect_scenario.retraining.decisions import Decision
 
 __all__ = [
     "STATE_VERSION",
     "DatasetState",
+    "Decision",
+    "DecisionKind",
     "Objects",
     "SensorState",
     "check_aware",
@@ -57,6 +57,42 @@ STATE_VERSION = 1
 
 # Name inside the dataset -> (ETag, size).
 Objects = dict[str, tuple[str, int]]
+
+
+class DecisionKind(StrEnum):
+    """What :func:`prefect_scenario.retraining.decisions.decide` says about a dataset."""
+
+    READY = "ready"
+    INVALID = "invalid"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One dataset's decision.
+
+    Attributes:
+        kind: ready, invalid or waiting.
+        dataset_uri: ``s3://bucket/prefix/`` of the dataset.
+        prefix: The dataset prefix (the key in ``SensorState.datasets``).
+        manifest: The content the decision is about.
+        message: Why, in a sentence (for logs, events and error artifacts).
+        idempotency_key: For ``ready``: the key to create the retrain run with.
+        ready_at: For ``waiting`` on the quiet period: when it ends if nothing changes.
+    """
+
+    kind: DecisionKind
+    dataset_uri: str
+    prefix: str
+    manifest: Manifest
+    message: str
+    idempotency_key: str | None = None
+    ready_at: datetime | None = None
+
+    @property
+    def image_count(self) -> int:
+        """How many images the dataset holds."""
+        return self.manifest.image_count
 
 
 class DatasetState(BaseModel):

@@ -38,8 +38,7 @@ from prefect_scenario.catalog import (
     get_training_type,
     validate_parameters,
 )
-from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError
-from prefect_scenario.retraining.datasets import (
+from prefect_scenario.dataset.layout import (
     IMAGE_EXTENSIONS,
     PAIRS_FILE,
     SIDECAR_NAMES,
@@ -48,6 +47,7 @@ from prefect_scenario.retraining.datasets import (
     is_image_key,
     parse_dataset_uri,
 )
+from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError
 
 __all__ = [
     "DatasetSpec",
@@ -293,7 +293,7 @@ def validate_dataset(spec: DatasetSpec, manifest: Manifest) -> list[str]:
         InvalidDatasetError: too few or too many images, or a pair naming a missing image.
 
     Example:
-        >>> from prefect_scenario.retraining.datasets import S3Object
+        >>> from prefect_scenario.dataset.layout import S3Object
         >>> spec = parse_dataset_spec("s3://b/d/", training_type="flux.2-dev-lora")
         >>> validate_dataset(spec, Manifest((S3Object("d/1.png", "e", 1),)))
         ['1 training images: 5–15 are recommended for a LoRA']

@@ -33,13 +33,14 @@ from prefect_aws import AwsCredentials
 from prefect_scenario._dispatch import scenario_task
 from prefect_scenario._locks import ensure_concurrency_limit
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.retraining.datasets import Manifest, group_datasets, normalize_prefix, parse_dataset_uri
+from prefect_scenario.dataset.layout import Manifest, group_datasets, normalize_prefix, parse_dataset_uri
+from prefect_scenario.dataset.listing import Listing
+from prefect_scenario.reporting import artifact_key
 from prefect_scenario.retraining.decisions import Decision, DecisionKind, decide, mark_reported, mark_requested
-from prefect_scenario.retraining.listing import Listing, ListingDiscovery
+from prefect_scenario.retraining.discovery import ListingDiscovery
 from prefect_scenario.retraining.notifications import ChangeSet, NotificationDiscovery
 from prefect_scenario.retraining.sensor_state import SensorState
 from prefect_scenario.training.flows import TrainingResult
-from prefect_scenario.training.monitoring import artifact_key
 
 __all__ = [
     "EVENT_DATASET_INVALID",

@@ -31,16 +31,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect.context import FlowRunContext
 
-from prefect_scenario._dispatch import scenario_task
+from prefect_scenario._dispatch import TASK_OPTIONS, scenario_task
 from prefect_scenario._logging import run_logger
 from prefect_scenario.api.models import CostEstimate, Model, TrainResult
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import APIError, BudgetExceeded
+from prefect_scenario.reporting import ProgressReporter, artifact_key
 from prefect_scenario.spend.approval import ask_approval
 from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
 from prefect_scenario.spend.decisions import LedgerEntry, SpendDecision, Verdict, decide_spend
@@ -54,14 +55,10 @@ from prefect_scenario.spend.settlement import (
     trigger_spent_nothing,
     trigger_window_seconds,
 )
-from prefect_scenario.training.monitoring import ProgressReporter, artifact_key
-from prefect_scenario.training.tasks import TASK_OPTIONS
-
-if TYPE_CHECKING:
-    from prefect_scenario.training.pipeline import TrainingRequest
 
 __all__ = [
     "SpendCharge",
+    "SpendPlan",
     "check_spend",
     "entry_id",
     "estimate_scenario_training_cost",
@@ -87,15 +84,43 @@ def entry_id(model_id: str, job_id: str | None) -> str:
     return hashlib.sha256(f"{model_id}\0{job_id or ''}".encode()).hexdigest()[:16]
 
 
-async def prepare_spend(request: TrainingRequest) -> None:
+@dataclass(frozen=True)
+class SpendPlan:
+    """What the gate needs to know of a training: checked limits, the loaded budget, its ledger names."""
+
+    dataset: str
+    fleet: str | None = None
+    max_creative_units: float | None = None
+    budget: ScenarioBudget | None = None
+    slot_timeout: float = 4 * 3600
+
+    @property
+    def limited(self) -> bool:
+        """Whether a limit was asked for (then a missing estimate refuses the trigger)."""
+        return self.max_creative_units is not None or self.budget is not None
+
+
+async def prepare_spend(
+    *,
+    dataset: str,
+    max_creative_units: float | None,
+    budget: ScenarioBudget | str | None,
+    fleet: str | None = None,
+    slot_timeout: float = 4 * 3600,
+) -> SpendPlan:
     """Check the spend options and load the budget block, before any request to Scenario.
 
     Raises:
         ConfigurationError: ``max_creative_units`` zero, negative or not finite; a budget
             block that does not exist or is invalid.
     """
-    request.max_creative_units = check_units("max_creative_units", request.max_creative_units)
-    request.budget = await resolve_budget(request.budget)
+    return SpendPlan(
+        dataset=dataset,
+        fleet=fleet,
+        max_creative_units=check_units("max_creative_units", max_creative_units),
+        budget=await resolve_budget(budget),
+        slot_timeout=slot_timeout,
+    )
 
 
 @scenario_task(
@@ -243,9 +268,10 @@ async def publish_spend(project: str, budget: ScenarioBudget | None, day: date |
     await publish_ledger(entries, _budget_line(budget))
 
 
-async def _estimate(request: TrainingRequest, credentials: ScenarioCredentials, model: Model,
-                    params: TrainingParameters) -> float | None:  # fmt: skip
-    limited = request.max_creative_units is not None or request.budget is not None
+async def _estimate(
+    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, params: TrainingParameters
+) -> float | None:
+    limited = plan.limited
     try:
         estimate = await estimate_scenario_training_cost(credentials, model.id, params)
     except APIError as exc:
@@ -304,7 +330,7 @@ async def _decide_and_reserve(
 
 
 async def check_spend(
-    request: TrainingRequest, credentials: ScenarioCredentials, model: Model, params: TrainingParameters
+    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, params: TrainingParameters
 ) -> SpendCharge:
     """Estimate the training (one dry run) and apply ``max_creative_units`` and the budget.
 
@@ -319,30 +345,30 @@ async def check_spend(
             nothing was triggered.
     """
     logger = run_logger()
-    units = await _estimate(request, credentials, model, params)
+    units = await _estimate(plan, credentials, model, params)
     today = today_utc()
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else None
     entry = LedgerEntry(
-        id=entry_id(model.id, model.job_id), day=today.isoformat(), dataset=request.dataset or request.name,
-        model_id=model.id, estimate=units or 0.0, status="reserved", fleet=request.fleet, flow_run_id=run_id,
+        id=entry_id(model.id, model.job_id), day=today.isoformat(), dataset=plan.dataset,
+        model_id=model.id, estimate=units or 0.0, status="reserved", fleet=plan.fleet, flow_run_id=run_id,
         job_before=model.job_id,
     )  # fmt: skip
-    budget = request.budget if isinstance(request.budget, ScenarioBudget) else None
+    budget = plan.budget
     window = trigger_window_seconds(
-        slot_timeout=request.timeout_seconds, timeout=credentials.timeout, max_retries=credentials.max_retries
+        slot_timeout=plan.slot_timeout, timeout=credentials.timeout, max_retries=credentials.max_retries
     )
     charge = SpendCharge(project=credentials.project_id, entry=entry, budget=budget, reserved=False,
                          window_seconds=window)  # fmt: skip
     if units is None:
         return charge
-    ceiling = f" (max_creative_units={request.max_creative_units:g})" if request.max_creative_units else ""
+    ceiling = f" (max_creative_units={plan.max_creative_units:g})" if plan.max_creative_units else ""
     logger.info("estimated cost of training %s: %g creative units%s", model.id, units, ceiling)
     await ProgressReporter(key=artifact_key("scenario-training", model.id)).note(
         f"{model.name or model.id}: estimated {units:g} creative units{ceiling}"
     )
-    options: dict[str, Any] = {"estimate": units, "today": today, "dataset": entry.dataset, "fleet": request.fleet,
-                               "max_creative_units": request.max_creative_units, "exclude_id": entry.id}  # fmt: skip
+    options: dict[str, Any] = {"estimate": units, "today": today, "dataset": entry.dataset, "fleet": plan.fleet,
+                               "max_creative_units": plan.max_creative_units, "exclude_id": entry.id}  # fmt: skip
     if budget is None:
         unbudgeted = decide_spend([], limits=None, **options)
         if unbudgeted.verdict is not Verdict.ALLOW:

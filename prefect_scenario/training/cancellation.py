@@ -27,19 +27,22 @@ from prefect.exceptions import PrefectException
 from prefect.logging import get_logger
 
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.training.monitoring import EVENT_CANCELED, emit_training_event
-from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, idempotency_tag, tag_values
+from prefect_scenario.reporting import EVENT_CANCELED, emit_training_event
+from prefect_scenario.tags import (
+    CREDENTIALS_TAG_PREFIX,
+    MODEL_TAG_PREFIX,
+    credentials_block_of,
+    idempotency_tag,
+    tag_values,
+)
 
 __all__ = [
-    "CREDENTIALS_TAG_PREFIX",
     "cancel_remote_trainings",
-    "credentials_block_of",
     "forget_run",
     "remember_run",
     "run_hooks",
 ]
 
-CREDENTIALS_TAG_PREFIX = "scenario-credentials:"
 _LOGGER = get_logger("prefect_scenario.cancellation")
 
 
@@ -101,12 +104,6 @@ async def remember_run(
 def forget_run(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
     """Completion, failure and crash hook: drop what this process kept for the run."""
     _ACTIVE.pop(str(flow_run.id), None)
-
-
-def credentials_block_of(tags: Iterable[str]) -> str | None:
-    """The saved credentials block a flow run's tags name, if any."""
-    blocks = tag_values(tags, CREDENTIALS_TAG_PREFIX)
-    return blocks[0] if blocks else None
 
 
 async def _credentials_of(flow_run: FlowRun, tags: list[str]) -> ScenarioCredentials:

@@ -91,7 +91,7 @@ class Bar:
         self.task = self.progress.add_task("waiting", total=100)
 
     def update(self, model: Any) -> None:
-        from prefect_scenario.training.monitoring import describe_progress, progress_percent
+        from prefect_scenario.reporting import describe_progress, progress_percent
 
         self.progress.update(
             self.task,
@@ -101,7 +101,7 @@ class Bar:
 
 
 def _with_bar(run: Callable[[], Any]) -> Any:
-    from prefect_scenario.training.monitoring import add_progress_listener
+    from prefect_scenario.reporting import add_progress_listener
 
     bar = Bar()
     remove = add_progress_listener(bar.update)

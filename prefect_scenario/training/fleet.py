@@ -20,15 +20,15 @@ from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.api.models import Model
 from prefect_scenario.catalog import TrainingParameters, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.dataset.images import ImageSource
 from prefect_scenario.exceptions import TrainingFailed, TrainingTimeout
+from prefect_scenario.reporting import emit_end_event
 from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
+from prefect_scenario.tags import IDEMPOTENCY_TAG_PREFIX, tag_values
 from prefect_scenario.training.cancellation import run_hooks
-from prefect_scenario.training.images import ImageSource
-from prefect_scenario.training.monitoring import emit_end_event
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX, tag_values
-from prefect_scenario.training.suspension import (
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.suspension import (
     WaitMode,
     WaitRecord,
     can_suspend,
@@ -36,7 +36,7 @@ from prefect_scenario.training.suspension import (
     resumed_record,
     suspend_for,
 )
-from prefect_scenario.training.waiting import cancel_after_timeout, wait_for_scenario_trainings
+from prefect_scenario.waiting.wait import cancel_after_timeout, wait_for_scenario_trainings
 
 __all__ = ["TrainingJob", "train_lora_fleet"]
 

@@ -6,7 +6,7 @@ request; every run has an idempotency key recorded on its model, so a re-run aft
 crash continues the same model (:mod:`prefect_scenario.training.pipeline`). Cancelling
 the flow run cancels the remote training too
 (:mod:`prefect_scenario.training.cancellation`). With ``wait="suspend"`` a deployment's run
-holds no process while Scenario trains (:mod:`prefect_scenario.training.suspension`).
+holds no process while Scenario trains (:mod:`prefect_scenario.waiting.suspension`).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from prefect_aws import AwsCredentials
 from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.dataset.images import ImageSource, PairSource
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.training.cancellation import run_hooks
-from prefect_scenario.training.images import ImageSource, PairSource
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.suspension import WaitMode
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.suspension import WaitMode
 
 __all__ = ["TrainingResult", "train_edit_lora", "train_lora"]
 

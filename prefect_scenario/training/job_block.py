@@ -30,8 +30,8 @@ from prefect_scenario.api.models import Model
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL, ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingError
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.waiting import finish, wait_until_terminal
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.wait import finish, wait_until_terminal
 
 __all__ = ["ScenarioTraining", "ScenarioTrainingRun"]
 

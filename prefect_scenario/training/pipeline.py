@@ -41,11 +41,7 @@ from prefect_scenario.catalog import (
     validate_parameters,
 )
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
-from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
-from prefect_scenario.spend.block import ScenarioBudget
-from prefect_scenario.spend.gate import check_spend, prepare_spend, publish_spend
-from prefect_scenario.training.dataset_preflight import run_flow_preflight
-from prefect_scenario.training.images import (
+from prefect_scenario.dataset.images import (
     ImageSource,
     PairSource,
     PreparedImage,
@@ -53,16 +49,27 @@ from prefect_scenario.training.images import (
     prepare_images,
     prepare_pairs,
 )
-from prefect_scenario.training.monitoring import (
+from prefect_scenario.dataset.preflight import run_flow_preflight
+from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
+from prefect_scenario.reporting import (
     EVENT_CANCELED,
     ProgressReporter,
     artifact_key,
     emit_training_event,
     publish_summary,
 )
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.suspension import (
-    WAITING_TAG,
+from prefect_scenario.spend.block import ScenarioBudget
+from prefect_scenario.spend.gate import SpendPlan, check_spend, prepare_spend, publish_spend
+from prefect_scenario.tags import WAITING_TAG
+from prefect_scenario.training.tasks import (
+    add_scenario_training_images,
+    check_scenario_dataset_score,
+    create_scenario_model,
+    set_scenario_training_pairs,
+    trigger_scenario_training,
+)
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.suspension import (
     WaitMode,
     WaitRecord,
     can_suspend,
@@ -71,14 +78,7 @@ from prefect_scenario.training.suspension import (
     set_run_tags,
     suspend_for,
 )
-from prefect_scenario.training.tasks import (
-    add_scenario_training_images,
-    check_scenario_dataset_score,
-    create_scenario_model,
-    set_scenario_training_pairs,
-    trigger_scenario_training,
-)
-from prefect_scenario.training.waiting import cancel_after_timeout, finish, wait_for_scenario_training
+from prefect_scenario.waiting.wait import cancel_after_timeout, finish, wait_for_scenario_training
 
 __all__ = ["EpochResult", "TrainingRequest", "TrainingResult", "derive_idempotency_key", "run_training"]
 
@@ -210,11 +210,18 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
     ttype, params, warnings = request.check()
     for warning in warnings:
         run_logger().warning(warning)
-    await prepare_spend(request)  # limits and the budget block are checked before any request
+    # Limits and the budget block are checked before any request.
+    spend_plan = await prepare_spend(
+        dataset=request.dataset or request.name,
+        max_creative_units=request.max_creative_units,
+        budget=request.budget,
+        fleet=request.fleet,
+        slot_timeout=request.timeout_seconds,
+    )
     credentials = await resolve_credentials(request.credentials)
     if parse_wait(request.wait) == "suspend" and (record := resumed_record()) is not None:
         # A resumed run (Prefect starts it from the top): finish from the model, touch nothing else.
-        return await _finish_resumed(request, credentials, ttype, params, record)
+        return await _finish_resumed(request, credentials, ttype, params, record, spend_plan)
     with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
         aws = await resolve_aws_credentials(request.aws_credentials) if request.aws_credentials is not None else None
         options: dict[str, Any] = {
@@ -240,7 +247,7 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
         key = request.idempotency_key or derive_idempotency_key(
             name=request.name, training_type=ttype.id, items=items, parameters=params
         )
-        return await _steps(request, credentials, ttype, params, key, images, pairs)
+        return await _steps(request, credentials, ttype, params, key, images, pairs, spend_plan)
 
 
 async def _steps(
@@ -251,6 +258,7 @@ async def _steps(
     key: str,
     images: list[PreparedImage] | None,
     pairs: list[PreparedPair] | None,
+    spend_plan: SpendPlan,
 ) -> TrainingResult:
     durations, clock = request.durations, time.monotonic
     started = clock()
@@ -275,7 +283,7 @@ async def _steps(
         started = clock()
         score = await check_scenario_dataset_score(credentials, model.id, request.min_dataset_score)
         durations["score"] = clock() - started
-        spend = await check_spend(request, credentials, model, params)  # one dry run; limits; reservation
+        spend = await check_spend(spend_plan, credentials, model, params)  # one dry run; limits; reservation
         started = clock()
         async with spend.settling_on_error():  # released, or kept until settled
             answer = await trigger_scenario_training(
@@ -329,6 +337,7 @@ async def _finish_resumed(
     ttype: TrainingType,
     params: TrainingParameters,
     record: WaitRecord,
+    spend_plan: SpendPlan,
 ) -> TrainingResult:
     """Finish a resumed run as the in-process wait would: events, summary, result or error."""
     context_run = FlowRunContext.get()
@@ -337,7 +346,7 @@ async def _finish_resumed(
     model_id = record.model_ids[0]
     logger = run_logger()
     # The ledger artifacts the run left unpublished before it suspended (its entry is written).
-    await publish_spend(credentials.project_id, request.budget if isinstance(request.budget, ScenarioBudget) else None)
+    await publish_spend(credentials.project_id, spend_plan.budget)
     async with credentials.get_client() as client:
         model = await client.get_model(model_id)
         logger.info("resumed: model %s is %s", model_id, model.status)

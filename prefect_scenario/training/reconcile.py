@@ -12,7 +12,7 @@ Scenario's API has no idempotency parameter (its blender-plugin calls the SDK wi
   number of pages (the API filters private models by tag on no endpoint, §3 of the
   SDK's ``models.list``): never a scan of the project;
 - images are recognised by the content hash in their name
-  (:attr:`prefect_scenario.training.images.PreparedImage.wire_name`).
+  (:attr:`prefect_scenario.dataset.images.PreparedImage.wire_name`).
 
 Example:
     >>> idempotency_tag("abc")
@@ -31,41 +31,21 @@ from prefect.logging import get_logger
 
 from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.api.models import Model, TrainingImage
-from prefect_scenario.training.images import PreparedImage, hash_from_wire_name
+from prefect_scenario.dataset.images import PreparedImage, hash_from_wire_name
+from prefect_scenario.tags import IDEMPOTENCY_TAG_PREFIX, MODEL_TAG_PREFIX, idempotency_tag, tag_values
 
 __all__ = [
-    "IDEMPOTENCY_TAG_PREFIX",
     "LISTING_PAGES",
-    "MODEL_TAG_PREFIX",
     "find_run_model",
-    "idempotency_tag",
     "image_identity",
     "models_of_key_in_prefect",
     "on_model",
-    "tag_values",
 ]
 
-IDEMPOTENCY_TAG_PREFIX = "psc-"
-MODEL_TAG_PREFIX = "scenario-model:"
 # The bounded fallback: the newest LISTING_PAGES × LISTING_PAGE_SIZE models of the project.
 LISTING_PAGES = 2
 LISTING_PAGE_SIZE = 200
 _LOGGER = get_logger("prefect_scenario.reconcile")
-
-
-def tag_values(tags: Iterable[str], prefix: str) -> list[str]:
-    """What follows ``prefix`` in the tags that carry it, in order (``scenario-model:m1`` → ``m1``).
-
-    Example:
-        >>> tag_values(["psc-k1", "scenario-model:m1", "psc-k2"], IDEMPOTENCY_TAG_PREFIX)
-        ['k1', 'k2']
-    """
-    return [t[len(prefix) :] for t in tags if t.startswith(prefix)]
-
-
-def idempotency_tag(key: str) -> str:
-    """The model tag that records a run's idempotency key."""
-    return f"{IDEMPOTENCY_TAG_PREFIX}{key}"
 
 
 async def models_of_key_in_prefect(key: str) -> list[str] | None:

@@ -30,17 +30,21 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
-from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
-from prefect_scenario._dispatch import scenario_task
+from prefect_scenario._dispatch import TASK_OPTIONS, scenario_task
 from prefect_scenario._logging import run_logger
 from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.api.models import DatasetScore, Model, TrainResult
 from prefect_scenario.catalog import TrainingParameters, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
+from prefect_scenario.dataset.images import (
+    ImageSource,
+    PreparedImage,
+    PreparedPair,
+    prepare_images,
+)
 from prefect_scenario.exceptions import (
     AlreadyTrainingError,
     APIError,
@@ -48,14 +52,7 @@ from prefect_scenario.exceptions import (
     PlanLimitError,
     TrainingTimeout,
 )
-from prefect_scenario.training.cancellation import remember_run
-from prefect_scenario.training.images import (
-    ImageSource,
-    PreparedImage,
-    PreparedPair,
-    prepare_images,
-)
-from prefect_scenario.training.monitoring import (
+from prefect_scenario.reporting import (
     EVENT_CREATED,
     EVENT_STARTED,
     ProgressReporter,
@@ -63,9 +60,11 @@ from prefect_scenario.training.monitoring import (
     emit_training_event,
     publish_dataset_score,
 )
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.training.reconcile import find_run_model, idempotency_tag, image_identity
+from prefect_scenario.tags import idempotency_tag
+from prefect_scenario.training.cancellation import remember_run
+from prefect_scenario.training.reconcile import find_run_model, image_identity
 from prefect_scenario.training.uploads import upload_images
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
 
 __all__ = [
     "add_scenario_training_images",
@@ -76,9 +75,6 @@ __all__ = [
     "set_scenario_training_pairs",
     "trigger_scenario_training",
 ]
-
-# Idempotency is ours (tags, content hashes), not a cache's: every run talks to the API.
-TASK_OPTIONS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False, "retries": 0}
 
 
 def default_run_key(name: str, training_type: str) -> str:

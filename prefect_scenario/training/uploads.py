@@ -1,7 +1,7 @@
 """Putting images on a model, each exactly once: read what is there, add what is missing.
 
 Images are recognised by the content hash in their name
-(:attr:`prefect_scenario.training.images.PreparedImage.wire_name`) or by their asset id.
+(:attr:`prefect_scenario.dataset.images.PreparedImage.wire_name`) or by their asset id.
 After a failed add, the reconcile step re-reads the model before anything is sent again;
 a fresh model skips the first read and, unless an add was retried, the duplicate check.
 
@@ -27,8 +27,8 @@ from prefect_scenario._logging import run_logger
 from prefect_scenario.api.client import MAX_BATCH_ASSET_IDS, ScenarioClient
 from prefect_scenario.api.models import TrainingImage
 from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.dataset.images import PreparedImage, hash_from_wire_name
 from prefect_scenario.exceptions import InvalidImageError, PlanLimitError
-from prefect_scenario.training.images import PreparedImage, hash_from_wire_name
 from prefect_scenario.training.reconcile import image_identity, on_model
 
 __all__ = ["on_model", "set_captions", "upload_images"]

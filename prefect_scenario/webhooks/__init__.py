@@ -5,7 +5,7 @@
 - :mod:`.receiver`: ``prefect-scenario webhook-receiver``, an ASGI app that treats each
   delivery as a hint and re-reads the model before anything is resumed.
 
-The watcher (:mod:`prefect_scenario.training.watcher`) stays the fallback for lost deliveries.
+The watcher (:mod:`prefect_scenario.waiting.watcher`) stays the fallback for lost deliveries.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Scenario states neither the payload shape nor the signature scheme of its webhoo
 generate webhook signatures"). So **a delivery is only a hint, never acted on by its
 content alone**: the receiver pulls model ids out of it and calls ``on_hint(model_id)``,
 which re-reads that model over the authenticated API and resumes the run waiting for it
-(:func:`prefect_scenario.training.watcher.settle_model`, the watcher's own code). A
+(:func:`prefect_scenario.waiting.watcher.settle_model`, the watcher's own code). A
 forged delivery can at worst make the receiver look at a model; a lost one is caught by
 the watcher, which stays the fallback.
 
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import importlib
 import json
 import logging
 import time
@@ -46,6 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.waiting.watcher import settle_model
 from prefect_scenario.webhooks.block import TRAINING_EVENTS, ScenarioWebhook
 
 __all__ = [
@@ -69,7 +69,8 @@ HEALTH_PATH = "/healthz"
 _MAX_IDS = 3
 _MAX_NODES = 2_000
 _MAX_DEPTH = 16
-# Where a training event is likely to name its model (the shape is not stated: §14).
+# Where a training event is likely to name its model: Scenario's API reference types a
+# delivery's payload as a bare object (webhook endpoints, docs.scenario.com), so look in each.
 _ID_PATHS = (
     ("modelId",),
     ("model_id",),
@@ -369,15 +370,10 @@ async def _answer(
 
 
 def settle_hint(credentials: ScenarioCredentials) -> Hint:
-    """The default ``on_hint``: the watcher's ``settle_model``, bound to ``credentials``.
-
-    Imported when first called, so the receiver does not load the training package
-    before a delivery needs it.
-    """
+    """The default ``on_hint``: the watcher's ``settle_model``, bound to ``credentials``."""
 
     async def hint(model_id: str) -> object:
-        watcher = importlib.import_module("prefect_scenario.training.watcher")
-        return await watcher.settle_model(model_id, credentials)
+        return await settle_model(model_id, credentials)
 
     return hint
 

@@ -267,7 +267,7 @@ class Engine:
 
     def run_models(self, runs: Iterable[str]) -> dict[str, str]:
         """Each run's model, from its ``scenario-model:`` tag (one request)."""
-        from prefect_scenario.training.reconcile import MODEL_TAG_PREFIX, tag_values
+        from prefect_scenario.tags import MODEL_TAG_PREFIX, tag_values
 
         return {r["id"]: tag_values(r["tags"], MODEL_TAG_PREFIX)[0] for r in self.flow_runs(runs)}
 

@@ -16,7 +16,7 @@ import argparse
 import asyncio
 import json
 
-from prefect_scenario.training.watcher import watch_once
+from prefect_scenario.waiting.watcher import watch_once
 
 
 async def main(interval: float) -> None:

@@ -22,8 +22,8 @@ from PIL import Image
 from prefect_aws import AwsClientParameters, AwsCredentials
 
 from prefect_scenario import exceptions as exc
+from prefect_scenario.dataset.images import MAX_IMAGE_BYTES
 from prefect_scenario.training.flows import train_edit_lora, train_lora
-from prefect_scenario.training.images import MAX_IMAGE_BYTES
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import credentials_for
 from tests.reliability._support import png

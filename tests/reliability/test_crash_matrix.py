@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 from prefect.settings import get_current_settings
 
+from prefect_scenario.tags import idempotency_tag
 from prefect_scenario.training.flows import train_lora
-from prefect_scenario.training.reconcile import idempotency_tag
 from scenario_emulator import EmulatorConfig, EmulatorServer
 from scenario_emulator.faults import FaultConfig
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for

@@ -8,9 +8,7 @@ import json
 
 import pytest
 
-from prefect_scenario.exceptions import InvalidDatasetError
-from prefect_scenario.retraining import datasets
-from prefect_scenario.retraining.datasets import (
+from prefect_scenario.dataset.layout import (
     Manifest,
     S3Object,
     dataset_uri,
@@ -21,6 +19,8 @@ from prefect_scenario.retraining.datasets import (
     parse_dataset_uri,
     split_key,
 )
+from prefect_scenario.exceptions import InvalidDatasetError
+from prefect_scenario.retraining import datasets
 
 # -- keys and datasets ---------------------------------------------------------------------
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from prefect_scenario.dataset.layout import Manifest, S3Object
 from prefect_scenario.exceptions import InvalidTrainingTypeError
 from prefect_scenario.retraining import decisions, sensor_state
-from prefect_scenario.retraining.datasets import Manifest, S3Object
 from prefect_scenario.retraining.decisions import (
     STATE_VERSION,
     Decision,

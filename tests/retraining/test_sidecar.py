@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from prefect_scenario.dataset.layout import Manifest, S3Object
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError
 from prefect_scenario.retraining import sidecar
-from prefect_scenario.retraining.datasets import Manifest, S3Object
 from prefect_scenario.retraining.sidecar import (
     DatasetSpec,
     Pair,

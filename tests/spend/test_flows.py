@@ -25,12 +25,12 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL
 
 from prefect_scenario.exceptions import BudgetExceeded, ConfigurationError
+from prefect_scenario.reporting import artifact_key
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.spend.gate import today_utc
 from prefect_scenario.spend.ledger import LEDGER_ARTIFACT_KEY, read_entries
 from prefect_scenario.training.fleet import TrainingJob, train_lora_fleet
 from prefect_scenario.training.flows import train_lora
-from prefect_scenario.training.monitoring import artifact_key
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
 

@@ -12,9 +12,9 @@ from PIL import Image
 from prefect_scenario import exceptions as exc
 from prefect_scenario.api.models import TrainingImage
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.training.captions import MAX_CAPTION_CHARS
+from prefect_scenario.dataset.captions import MAX_CAPTION_CHARS
+from prefect_scenario.dataset.images import prepare_images
 from prefect_scenario.training.flows import train_lora
-from prefect_scenario.training.images import prepare_images
 from prefect_scenario.training.uploads import upload_images
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import FAST_POLL, credentials_for

@@ -258,7 +258,7 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api() -> Non
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.settings import PREFECT_API_URL
 
-    from prefect_scenario.training.monitoring import artifact_key
+    from prefect_scenario.reporting import artifact_key
     from tests.prefect_api import arequest
 
     config = EmulatorConfig(api_key=KEY, api_secret=SECRET, queue_seconds=0.05, start_seconds=0.05, train_seconds=600)
@@ -308,7 +308,7 @@ async def test_a_low_dataset_score_refuses_to_train_before_spending(fast_emulato
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    from prefect_scenario.training.monitoring import artifact_key
+    from prefect_scenario.reporting import artifact_key
 
     with pytest.raises(exc.DatasetRejected, match=r"below the required 0\.90") as raised:
         await train_lora(

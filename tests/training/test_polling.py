@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from prefect_scenario.api.models import Model, TrainingProgress, TrainResult
-from prefect_scenario.training.polling import PollPolicy, is_terminal, next_poll_delay
+from prefect_scenario.waiting.polling import PollPolicy, is_terminal, next_poll_delay
 
 P = PollPolicy()
 

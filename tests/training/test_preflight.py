@@ -14,19 +14,8 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from prefect_scenario.exceptions import DatasetPreflightError, InvalidDatasetError, InvalidInputError
-from prefect_scenario.training import captions, measure, preflight
-from prefect_scenario.training.captions import MAX_CAPTION_CHARS, parse_caption, parse_pairs_jsonl, read_caption
-from prefect_scenario.training.measure import (
-    ImageFile,
-    dhash,
-    measure_image,
-    preflight_directory,
-    preflight_files,
-    preflight_images,
-    preflight_s3,
-)
-from prefect_scenario.training.preflight import (
+from prefect_scenario.dataset.captions import MAX_CAPTION_CHARS, parse_caption, parse_pairs_jsonl, read_caption
+from prefect_scenario.dataset.checks import (
     Finding,
     ImageMeasurement,
     PairMeasurement,
@@ -46,6 +35,17 @@ from prefect_scenario.training.preflight import (
     resolve_kind,
     summarize,
 )
+from prefect_scenario.dataset.measure import (
+    ImageFile,
+    dhash,
+    measure_image,
+    preflight_directory,
+    preflight_files,
+    preflight_images,
+    preflight_s3,
+)
+from prefect_scenario.exceptions import DatasetPreflightError, InvalidDatasetError, InvalidInputError
+from prefect_scenario.training import captions, measure, preflight
 from tests.emulator_fixtures import png_bytes
 
 # Small images are the norm here: the I/O tests lower the resolution advice to match.

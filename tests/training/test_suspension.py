@@ -19,7 +19,7 @@ from prefect.exceptions import ParameterTypeError
 
 from prefect_scenario import exceptions as exc
 from prefect_scenario.training.flows import train_lora
-from prefect_scenario.training.suspension import WaitRecord, parse_wait
+from prefect_scenario.waiting.suspension import WaitRecord, parse_wait
 from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
 from tests.training.test_flows import png

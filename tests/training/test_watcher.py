@@ -20,8 +20,9 @@ from prefect.states import Cancelling, Suspended
 
 from prefect_scenario.api.models import Model
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.training.suspension import WAITING_TAG, WaitRecord
-from prefect_scenario.training.watcher import Action, WaitingRun, decide, settle_model, watch_once
+from prefect_scenario.tags import WAITING_TAG
+from prefect_scenario.waiting.suspension import WaitRecord
+from prefect_scenario.waiting.watcher import Action, WaitingRun, decide, settle_model, watch_once
 from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.flow_fixtures import KEY, SECRET, credentials_for
 

@@ -47,7 +47,7 @@ async def test_the_default_hint_resumes_the_suspended_run_of_a_delivered_model(
     from prefect.client.orchestration import get_client
 
     from prefect_scenario.credentials import ScenarioCredentials
-    from prefect_scenario.training.suspension import WaitRecord
+    from prefect_scenario.waiting.suspension import WaitRecord
     from prefect_scenario.webhooks.receiver import settle_hint
     from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET
     from tests.training.test_watcher import start_training, suspended_run

@@ -3,7 +3,7 @@
 The decisions are pure functions of *measurements* (an image's name, width, height,
 content digest, 64-bit dHash and caption); :func:`evaluate` runs them all and returns a
 :class:`PreflightReport`. The I/O around them (reading local files, bytes or S3, one
-image at a time, and measuring it) is :mod:`prefect_scenario.training.measure`.
+image at a time, and measuring it) is :mod:`prefect_scenario.dataset.measure`.
 
 Checks (severity in brackets; ``strict=True`` turns every warning into a refusal):
 

@@ -6,6 +6,9 @@ snapshot is diffed against the stored manifests by
 to set up; self-healing. Requests are counted (``requests``) so benchmarks can report
 cost in requests rather than in moto's seconds.
 
+The sensor's ``list`` discovery mode (:class:`prefect_scenario.retraining.discovery.ListingDiscovery`)
+and the S3 preflight both list through :func:`list_objects`.
+
 Example:
     >>> import boto3  # doctest: +SKIP
     >>> listing = list_objects(boto3.client("s3"), "studio-assets", "curated/")  # doctest: +SKIP
@@ -17,14 +20,11 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
-from prefect_scenario.retraining.datasets import S3Object, normalize_etag, normalize_prefix
+from prefect_scenario.dataset.layout import S3Object, normalize_etag, normalize_prefix
 
-if TYPE_CHECKING:
-    from prefect_scenario.retraining.notifications import ChangeSet
-
-__all__ = ["MAX_PAGE_SIZE", "Listing", "ListingDiscovery", "S3ListClient", "list_objects"]
+__all__ = ["MAX_PAGE_SIZE", "Listing", "S3ListClient", "list_objects"]
 
 MAX_PAGE_SIZE = 1000  # S3 returns at most 1,000 keys per ListObjectsV2 request
 
@@ -106,34 +106,3 @@ def list_objects(
         if not page.get("IsTruncated") or not token:
             break
     return Listing(bucket=bucket, prefix=prefix, objects=tuple(objects), requests=requests)
-
-
-class ListingDiscovery:
-    """The ``list`` mode: a full ListObjectsV2 pass over the root on every ``discover()``.
-
-    Example:
-        >>> import boto3  # doctest: +SKIP
-        >>> discovery = ListingDiscovery(boto3.client("s3"), "studio-assets", "curated/")  # doctest: +SKIP
-        >>> listing = discovery.discover()  # doctest: +SKIP
-        >>> discovery.requests["ListObjectsV2"]  # doctest: +SKIP
-        1
-    """
-
-    def __init__(self, client: S3ListClient, bucket: str, prefix: str, *, page_size: int = MAX_PAGE_SIZE) -> None:
-        self.client = client
-        self.bucket = bucket
-        self.prefix = normalize_prefix(prefix)
-        self.page_size = page_size
-        self.requests: Counter[str] = Counter()
-
-    def discover(self) -> Listing:
-        """List the root."""
-        return list_objects(self.client, self.bucket, self.prefix, page_size=self.page_size, counter=self.requests)
-
-    def list_dataset(self, prefix: str) -> Listing:
-        """List one dataset prefix: a cheap re-sync of one dataset, e.g. after lost events."""
-        return list_objects(self.client, self.bucket, prefix, page_size=self.page_size, counter=self.requests)
-
-    def ack(self, observed: Listing | ChangeSet) -> int:
-        """Nothing to acknowledge: a listing consumes nothing."""
-        return 0

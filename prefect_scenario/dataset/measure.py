@@ -32,12 +32,8 @@ from typing import Any, Protocol
 
 from PIL import Image, UnidentifiedImageError
 
-from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError, InvalidInputError
-from prefect_scenario.retraining.datasets import PAIRS_FILE, is_image_key, parse_dataset_uri
-from prefect_scenario.retraining.discovery import list_objects
-from prefect_scenario.training.captions import Pair, caption_name, check_caption, parse_caption, parse_pairs_jsonl
-from prefect_scenario.training.images import MAX_IMAGE_BYTES
-from prefect_scenario.training.preflight import (
+from prefect_scenario.dataset.captions import Pair, caption_name, check_caption, parse_caption, parse_pairs_jsonl
+from prefect_scenario.dataset.checks import (
     Finding,
     ImageMeasurement,
     PairMeasurement,
@@ -45,6 +41,11 @@ from prefect_scenario.training.preflight import (
     PreflightReport,
     evaluate,
 )
+from prefect_scenario.dataset.dhash import dhash
+from prefect_scenario.dataset.images import MAX_IMAGE_BYTES
+from prefect_scenario.dataset.layout import PAIRS_FILE, is_image_key, parse_dataset_uri
+from prefect_scenario.dataset.listing import list_objects
+from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError, InvalidInputError
 
 __all__ = [
     "ImageFile",
@@ -59,10 +60,6 @@ __all__ = [
 ]
 
 _FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
-_HASH_W, _HASH_H = 9, 8  # dHash: 8 neighbour comparisons a row, 8 rows: 64 bits
-# Grid points per hash cell, averaged into the cell: a stable mean for a fraction of a
-# full-size resize (0.1 ms instead of 6 ms on a 1,600 px image).
-_SAMPLE = 32
 
 
 @dataclass(frozen=True)
@@ -82,31 +79,6 @@ class S3ReadListClient(Protocol):
     def list_objects_v2(self, **kwargs: Any) -> Any: ...
 
     def get_object(self, **kwargs: Any) -> Any: ...
-
-
-def dhash(image: Image.Image) -> int:
-    """The 64-bit difference hash of an opened (not yet loaded) image.
-
-    Similar images have hashes a few bits apart; count them with ``(a ^ b).bit_count()``.
-
-    Example:
-        >>> gradient = Image.linear_gradient("L")
-        >>> (dhash(gradient) ^ dhash(gradient.resize((100, 100)))).bit_count()
-        0
-    """
-    grid = (_HASH_W * _SAMPLE, _HASH_H * _SAMPLE)
-    image.draft("L", grid)  # JPEG: decode in grey at the smallest scale still above the grid
-    if image.width > grid[0] and image.height > grid[1]:
-        image = image.resize(grid, Image.Resampling.NEAREST)
-    # 16-bit and float images hash in float: converting them to 8-bit grey would clip them flat.
-    grey = "F" if image.mode.startswith(("I", "F")) else "L"
-    pixels = list(image.convert(grey).resize((_HASH_W, _HASH_H), Image.Resampling.BOX).getdata())
-    bits = 0
-    for row in range(_HASH_H):
-        for col in range(_HASH_W - 1):
-            left = pixels[row * _HASH_W + col]
-            bits = (bits << 1) | (left < pixels[row * _HASH_W + col + 1])
-    return bits
 
 
 def measure_image(data: bytes, *, name: str, caption: str | None = None, digest: str | None = None) -> ImageMeasurement:

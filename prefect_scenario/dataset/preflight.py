@@ -1,9 +1,9 @@
 """The dataset preflight inside the training flows: measured from the prepared images, before any request.
 
-:func:`run_flow_preflight` turns the images :mod:`prefect_scenario.training.images`
+:func:`run_flow_preflight` turns the images :mod:`prefect_scenario.dataset.images`
 already read (size, SHA-256, dHash and caption were taken while checking them, so
 nothing is read twice) into measurements, runs the pure
-:func:`prefect_scenario.training.preflight.evaluate`, logs its summary, publishes its
+:func:`prefect_scenario.dataset.checks.evaluate`, logs its summary, publishes its
 findings as the table artifact ``scenario-preflight-<name>``, and raises
 :class:`~prefect_scenario.exceptions.DatasetPreflightError` on a refusal.
 
@@ -17,7 +17,7 @@ advisory warning: the floor is applied, with every other warning, as a refusal w
 (the flow holds no bytes for them).
 
 Example:
-    >>> from prefect_scenario.training.images import PreparedImage
+    >>> from prefect_scenario.dataset.images import PreparedImage
     >>> image = PreparedImage("a.png", "a.png", sha256="ab", width=64, height=64, dhash=0)
     >>> measurements([image])[0].width, flow_options("flux.2-dev-lora", None, strict=False).min_side
     (64, 1)
@@ -32,9 +32,7 @@ from prefect.artifacts import acreate_table_artifact
 from prefect.exceptions import PrefectException
 
 from prefect_scenario._logging import run_logger
-from prefect_scenario.training.images import PreparedImage, PreparedPair
-from prefect_scenario.training.monitoring import artifact_key
-from prefect_scenario.training.preflight import (
+from prefect_scenario.dataset.checks import (
     ImageMeasurement,
     PairMeasurement,
     PreflightOptions,
@@ -45,6 +43,8 @@ from prefect_scenario.training.preflight import (
     resolve_kind,
     summarize,
 )
+from prefect_scenario.dataset.images import PreparedImage, PreparedPair
+from prefect_scenario.reporting import artifact_key
 
 __all__ = ["flow_options", "measurements", "run_flow_preflight"]
 

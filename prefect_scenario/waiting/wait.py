@@ -1,6 +1,6 @@
 """Waiting for trainings to end: one loop for one model or a fleet.
 
-The loop is I/O around pure decisions (:mod:`prefect_scenario.training.polling`): it
+The loop is I/O around pure decisions (:mod:`prefect_scenario.waiting.polling`): it
 fetches the models still pending, hands each update to ``on_update``, and sleeps
 for the shortest delay any pending model asks for, until all are terminal or the
 deadline (on a monotonic clock) passes. One model is read with
@@ -36,7 +36,7 @@ from prefect_scenario.api.models import Model
 from prefect_scenario.api.retry_policy import is_transient
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import APIError, NotFoundError, TrainingCanceled, TrainingFailed, TrainingTimeout
-from prefect_scenario.training.monitoring import (
+from prefect_scenario.reporting import (
     EVENT_CANCELED,
     EVENT_COMPLETED,
     EVENT_FAILED,
@@ -46,7 +46,7 @@ from prefect_scenario.training.monitoring import (
     describe_progress,
     emit_training_event,
 )
-from prefect_scenario.training.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
 
 __all__ = [
     "cancel_after_timeout",

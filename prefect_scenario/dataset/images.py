@@ -10,7 +10,7 @@ so a 50 × 8 MB dataset costs disk, not RAM.
 A standard image's caption is, in this order: the caller's (``captions``, keyed by the
 source as given or its file name), else the UTF-8 ``<image stem>.txt`` beside it (a
 local file or an S3 object), the convention of kohya_ss and ai-toolkit
-(:mod:`prefect_scenario.training.captions`). ``caption_prefix`` (a trigger word such as
+(:mod:`prefect_scenario.dataset.captions`). ``caption_prefix`` (a trigger word such as
 ``"KAEL_07, "``) starts every caption. Edit pairs have no captions: their instruction is
 what an edit LoRA learns.
 
@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, UnidentifiedImageError
 
+from prefect_scenario.dataset.captions import apply_caption_prefix, caption_beside, check_caption
+from prefect_scenario.dataset.dhash import dhash
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError
-from prefect_scenario.training.captions import apply_caption_prefix, caption_beside, check_caption
 
 if TYPE_CHECKING:  # pragma: no cover
     from prefect_aws import AwsCredentials
@@ -141,7 +142,7 @@ def check_image(data: bytes, *, name: str, source: str | None = None) -> Prepare
             # verify() misses truncated pixel data; decoding it does not.
             with Image.open(io.BytesIO(data)) as full:
                 full.load()
-                bits = _dhash(full)
+                bits = dhash(full)
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise InvalidImageError(f"{where}: not a readable image ({type(exc).__name__})", source=where) from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -166,14 +167,6 @@ def check_image(data: bytes, *, name: str, source: str | None = None) -> Prepare
         height=height,
         dhash=bits,
     )
-
-
-def _dhash(image: Image.Image) -> int:
-    # measure.py imports this module: import it when first used. The hash is taken here,
-    # off the already decoded image, so the preflight never reads an image a second time.
-    from prefect_scenario.training.measure import dhash
-
-    return dhash(image)
 
 
 def _describe(source: ImageSource, index: int) -> str:

@@ -12,7 +12,7 @@ training. The tags are the only record, readable by anyone with the Prefect API:
 - ``scenario-cost:<units>`` and ``scenario-dataset-score:<score>`` when known, so the
   resumed run's result and summary say what the in-process one says.
 
-The watcher (:mod:`prefect_scenario.training.watcher`) or the webhook receiver resumes
+The watcher (:mod:`prefect_scenario.waiting.watcher`) or the webhook receiver resumes
 the run once its models are terminal. Prefect runs a resumed flow from the top: the
 flow sees its own ``scenario-deadline:`` tag, skips everything before the wait (no image
 is read, uploaded or triggered again) and finishes from the model as it is now.
@@ -45,14 +45,18 @@ from prefect.flow_runs import asuspend_flow_run
 
 from prefect_scenario._logging import run_logger
 from prefect_scenario.exceptions import ConfigurationError
-from prefect_scenario.training.reconcile import IDEMPOTENCY_TAG_PREFIX, MODEL_TAG_PREFIX, tag_values
+from prefect_scenario.tags import (
+    COST_TAG_PREFIX,
+    DEADLINE_TAG_PREFIX,
+    IDEMPOTENCY_TAG_PREFIX,
+    MODEL_TAG_PREFIX,
+    SCORE_TAG_PREFIX,
+    WAITING_TAG,
+    tag_values,
+)
 
 __all__ = [
-    "COST_TAG_PREFIX",
-    "DEADLINE_TAG_PREFIX",
-    "SCORE_TAG_PREFIX",
     "SUSPEND_GRACE_SECONDS",
-    "WAITING_TAG",
     "WaitMode",
     "WaitRecord",
     "can_suspend",
@@ -62,10 +66,6 @@ __all__ = [
     "suspend_for",
 ]
 
-WAITING_TAG = "scenario-waiting"
-DEADLINE_TAG_PREFIX = "scenario-deadline:"
-COST_TAG_PREFIX = "scenario-cost:"
-SCORE_TAG_PREFIX = "scenario-dataset-score:"
 # Prefect fails a suspended run whose pause timeout passed (its pause_expirations service).
 # The watcher acts on the deadline first (cancel, then resume so the run raises TrainingTimeout);
 # the grace leaves it time to, and Prefect's own expiry is the backstop when no watcher runs.

@@ -5,7 +5,7 @@ automatic caption), so a caption written next to an image is the most direct say
 dataset has over what the LoRA learns. The file convention is kohya_ss's and
 ai-toolkit's: ``hero-01.png`` is captioned by ``hero-01.txt`` beside it, in UTF-8.
 An edit pair's instruction plays that part for an edit LoRA; pairs are the lines of a
-``pairs.jsonl`` (the convention of :mod:`prefect_scenario.retraining.datasets`).
+``pairs.jsonl`` (the convention of :mod:`prefect_scenario.dataset.layout`).
 
 A caption is refused, with an error naming its file, when it is not UTF-8 text, is
 empty (only whitespace), or is longer than :data:`MAX_CAPTION_CHARS`.
@@ -21,8 +21,8 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from prefect_scenario.dataset.checks import Finding
 from prefect_scenario.exceptions import InvalidDatasetError
-from prefect_scenario.training.preflight import Finding
 
 __all__ = [
     "CAPTION_SUFFIX",
