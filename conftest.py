@@ -18,7 +18,21 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SCENARIO_RETRY_DELAY_SCALE", "0.001")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_backoff() -> Iterator[None]:
+    """The retry policy's own backoff shrinks a thousandfold (0.5-8 s to 0.5-8 ms) for every test.
+
+    Waits the server asks for (``Retry-After``, a cooldown's ``remainingSeconds``) and the wait
+    before reconciling a timed-out call stay as they are: only the policy's choice is injected.
+    """
+    from prefect_scenario.api import retry_policy
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(retry_policy, "INITIAL_DELAY", retry_policy.INITIAL_DELAY / 1000)
+        patch.setattr(retry_policy, "MAX_DELAY", retry_policy.MAX_DELAY / 1000)
+        yield
 
 
 def _png(seed: int, size: int = 64) -> bytes:

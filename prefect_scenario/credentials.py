@@ -9,6 +9,7 @@ from prefect.blocks.abstract import CredentialsBlock
 from pydantic import Field, SecretStr
 
 from prefect_scenario.api.client import DEFAULT_BASE_URL, ScenarioClient
+from prefect_scenario.api.http import check_settings
 from prefect_scenario.api.retry_policy import DEFAULT_MAX_RETRIES
 from prefect_scenario.exceptions import ConfigurationError
 
@@ -91,8 +92,10 @@ class ScenarioCredentials(CredentialsBlock):
         Raises:
             ConfigurationError: an empty key, secret or project, or an unsafe base URL.
         """
-        # Building a client runs every check (and is the one place the secrets are unwrapped).
-        self.get_client()
+        # The client's own checks, without opening a client that would need closing.
+        check_settings(
+            api_key=self.api_key, api_secret=self.api_secret, project_id=self.project_id, base_url=self.base_url
+        )
 
     def get_client(self, **overrides: Any) -> ScenarioClient:
         """A :class:`ScenarioClient` for these credentials (use it as an async context manager).

@@ -164,27 +164,8 @@ class APIError(ScenarioError):
 class APIStatusError(APIError):
     """An HTTP error answer. ``body`` is a short, secret-free excerpt of it."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        method: str | None = None,
-        path: str | None = None,
-        status_code: int | None = None,
-        request_id: str | None = None,
-        should_retry: bool | None = None,
-        trace_id: str | None = None,
-        body: str | None = None,
-    ) -> None:
-        super().__init__(
-            message,
-            method=method,
-            path=path,
-            status_code=status_code,
-            request_id=request_id,
-            should_retry=should_retry,
-            trace_id=trace_id,
-        )
+    def __init__(self, message: str, *, body: str | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.body = body
 
 

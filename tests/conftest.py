@@ -9,8 +9,6 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # A busy 2-core machine (two test runs at once) can take minutes to start a server.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "240")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
-# Task retry backoffs shrink to milliseconds: tests move time, they do not wait for it.
-os.environ.setdefault("PREFECT_SCENARIO_RETRY_DELAY_SCALE", "0.001")
 
 from tests.emulator_fixtures import *  # noqa: F403
 from tests.flow_fixtures import *  # noqa: F403

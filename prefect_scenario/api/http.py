@@ -40,7 +40,7 @@ from prefect_scenario.exceptions import (
     error_for_status,
 )
 
-__all__ = ["DEFAULT_BASE_URL", "HttpSeam", "Reconcile", "check_base_url"]
+__all__ = ["DEFAULT_BASE_URL", "HttpSeam", "Reconcile", "check_base_url", "check_settings"]
 
 DEFAULT_BASE_URL = "https://api.cloud.scenario.com/v1"
 
@@ -95,6 +95,18 @@ def _unwrap_credentials(api_key: SecretStr, api_secret: SecretStr) -> tuple[str,
     return f"Basic {token}", (token, secret, key)
 
 
+def check_settings(*, api_key: SecretStr, api_secret: SecretStr, project_id: str, base_url: str) -> str:
+    """Refuse settings no request could succeed with; the checked base URL.
+
+    Raises:
+        ConfigurationError: an empty key, secret or project, or an unsafe base URL.
+    """
+    if not project_id or not project_id.strip():
+        raise ConfigurationError("project_id must be set: Scenario scopes every model to a project")
+    _unwrap_credentials(api_key, api_secret)
+    return check_base_url(base_url)
+
+
 class HttpSeam:
     """The request machinery under :class:`~prefect_scenario.api.client.ScenarioClient`.
 
@@ -132,9 +144,9 @@ class HttpSeam:
         sleep: Sleep | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not project_id or not project_id.strip():
-            raise ConfigurationError("project_id must be set: Scenario scopes every model to a project")
-        self.base_url = check_base_url(base_url)
+        key = SecretStr(api_key) if isinstance(api_key, str) else api_key
+        secret = SecretStr(api_secret) if isinstance(api_secret, str) else api_secret
+        self.base_url = check_settings(api_key=key, api_secret=secret, project_id=project_id, base_url=base_url)
         self.project_id = project_id
         self.max_retries = max_retries
         self.timeout = timeout
@@ -142,10 +154,7 @@ class HttpSeam:
         self.requests_by_route: Counter[str] = Counter()
         self._sleep: Sleep = sleep or asyncio.sleep
         self._rng = rng or random.Random()  # jitter, not security
-        authorization, self._redact = _unwrap_credentials(
-            SecretStr(api_key) if isinstance(api_key, str) else api_key,
-            SecretStr(api_secret) if isinstance(api_secret, str) else api_secret,
-        )
+        authorization, self._redact = _unwrap_credentials(key, secret)
         self._http = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers={"Authorization": authorization, "Accept": "application/json"},

@@ -21,8 +21,9 @@ cooldown body's ``remainingSeconds``, ``retry-after-ms``, ``Retry-After``) up to
 Worst case, with the default ``max_retries`` = :data:`DEFAULT_MAX_RETRIES`: a request
 is attempted at most ``1 + max_retries`` = 9 times (about 40 s of backoff in all: 0.5, 1, 2,
 4, then 8 s); a sent-once request is sent at most 9 times, each resend after a reconcile
-whose reads have the same bound. (The reliability suite's 30 % 5xx scenario needs that
-budget; the old layout multiplied 3 client attempts by 6 task attempts, 18 in all.) A plan limit
+whose reads have the same bound. Why 8 when openai-python's default is 2: the calls that
+fail most often on Scenario, plan limits, are never retried, so the budget is spent only on
+real outages, where riding out 40 s costs nothing next to re-running a training's uploads. A plan limit
 (``PlanLimitReachedError``: "an immediate retry repeats the error", Scenario's
 scenario-model-training skill) and every other 4xx are attempted once.
 
@@ -37,7 +38,6 @@ Example:
 from __future__ import annotations
 
 import email.utils
-import os
 import random
 import time
 from collections.abc import Mapping
@@ -75,9 +75,6 @@ MAX_RETRY_AFTER = 60.0
 # Upper bound of the wait before reconciling a timed-out sent-once call.
 MAX_SETTLE_SECONDS = 120.0
 _TRANSIENT_STATUSES = frozenset({408, 409, 429})
-# Scales the backoff this module chooses itself, never a wait the server asked for nor the settle
-# wait (work may still land): the tests shrink it so hundreds of faults cost milliseconds.
-_SCALE = float(os.environ.get("PREFECT_SCENARIO_RETRY_DELAY_SCALE", "1"))
 
 
 @dataclass(frozen=True)
@@ -155,12 +152,12 @@ def backoff(retries_made: int, *, jitter: float | None = None, rng: random.Rando
     """Capped exponential backoff with jitter in (0.75, 1], for ``retries_made`` retries so far.
 
     Example:
-        >>> backoff(10, jitter=1.0) == MAX_DELAY * _SCALE
+        >>> backoff(10, jitter=1.0) == MAX_DELAY
         True
     """
     if jitter is None:
         jitter = 1.0 - 0.25 * (rng or random).random()
-    return min(INITIAL_DELAY * 2.0**retries_made, MAX_DELAY) * jitter * _SCALE
+    return min(INITIAL_DELAY * 2.0**retries_made, MAX_DELAY) * jitter
 
 
 def decide(

@@ -22,10 +22,17 @@ from prefect_scenario.catalog import TrainingParameters, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.dataset.images import ImageSource
 from prefect_scenario.exceptions import TrainingFailed, TrainingTimeout
-from prefect_scenario.reporting import emit_end_event
-from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
+from prefect_scenario.spend.block import ScenarioBudget, resolve_budget
 from prefect_scenario.tags import IDEMPOTENCY_TAG_PREFIX, tag_values
 from prefect_scenario.training.cancellation import run_hooks
+from prefect_scenario.training.ending import end_training
+from prefect_scenario.training.options import (
+    DEFAULT_TIMEOUT_SECONDS,
+    JOB_FIELDS,
+    TrainingOptions,
+    build_options,
+    option_field,
+)
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.waiting.suspension import (
@@ -54,13 +61,20 @@ class TrainingJob(BaseModel):
     name: str = Field(description="The model name.")
     training_type: str = Field(description="A standard LoRA type, e.g. flux.2-dev-lora.")
     images: list[ImageSource] = Field(description="Local paths, s3:// URIs or asset ids of the training images.")
-    parameters: TrainingParameters | dict[str, Any] | None = Field(None, description="Training parameters.")
-    idempotency_key: str | None = Field(None, description="The run's key; derived from the dataset when not set.")
-    force: bool = Field(False, description="Train again even if an identical dataset already trained.")
-    min_dataset_score: float | None = Field(None, description="Refuse to train below this dataset score.")
-    max_creative_units: float | None = Field(
-        None, description="Refuse this job, before its trigger, if its dry run estimates more creative units."
-    )
+    # The per-job options: the same fields as TrainingOptions (a test holds them equal).
+    parameters: TrainingParameters | dict[str, Any] | None = option_field("parameters")
+    captions: dict[str, str] | None = option_field("captions")
+    caption_prefix: str | None = option_field("caption_prefix")
+    strict_preflight: bool = option_field("strict_preflight")
+    min_dataset_score: float | None = option_field("min_dataset_score")
+    idempotency_key: str | None = option_field("idempotency_key")
+    force: bool = option_field("force")
+    max_creative_units: float | None = option_field("max_creative_units")
+    dataset: str | None = option_field("dataset")
+
+    def options(self, **run: Any) -> TrainingOptions:
+        """This job's options, with the fleet's run-wide ones (``wait``, ``timeout_seconds``, ...)."""
+        return build_options(**{name: getattr(self, name) for name in JOB_FIELDS}, **run)
 
 
 @scenario_flow(name="scenario-train-lora-fleet", flow_run_name="scenario-train-lora-fleet-{name}", **run_hooks())
@@ -68,7 +82,7 @@ async def train_lora_fleet(
     jobs: list[TrainingJob],
     credentials: ScenarioCredentials | None = None,
     name: str = "fleet",
-    timeout_seconds: float = 4 * 3600,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
     poll_policy: PollPolicy = DEFAULT_POLICY,
@@ -112,23 +126,33 @@ async def train_lora_fleet(
     context = FlowRunContext.get()
     fleet = str(context.flow_run.id) if context and context.flow_run else None
     resolved_budget = await resolve_budget(budget)
+    mode = parse_wait(wait)
+    run = {
+        "wait": False,
+        "timeout_seconds": timeout_seconds,
+        "upload_concurrency": upload_concurrency,
+        "poll_policy": poll_policy,
+        "budget": resolved_budget,
+    }
+    # Every job's options are checked (and its type, parameters and size) before any request.
+    options = [job.options(**run) for job in jobs]
+    resolved = await resolve_credentials(credentials)
     requests = [
         TrainingRequest(
-            **job.model_dump(exclude={"parameters"}), parameters=job.parameters, credentials=credentials,
-            wait=False, timeout_seconds=timeout_seconds, upload_concurrency=upload_concurrency,
-            aws_credentials=aws_credentials, budget=resolved_budget, fleet=fleet,
+            job.name,
+            job.training_type,
+            opts,
+            credentials=resolved,
+            images=job.images,
+            aws_credentials=aws_credentials,
+            fleet=fleet,
         )
-        for job in jobs
-    ]  # fmt: skip
+        for job, opts in zip(jobs, options, strict=True)
+    ]
     for request in requests:
         request.check()
-        check_units("max_creative_units", request.max_creative_units)  # every job's, before any request
-    mode = parse_wait(wait)
-    resolved = await resolve_credentials(credentials)
     if mode == "suspend" and (record := resumed_record()) is not None:
         return _outcome(await _resumed(resolved, jobs, record, poll_policy), raise_on_failure)
-    for request in requests:
-        request.credentials = resolved
     outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     started = [o for o in outcomes if isinstance(o, TrainingResult)]
@@ -140,7 +164,7 @@ async def train_lora_fleet(
         keys = tuple(r.idempotency_key for r in started)
         await suspend_for(WaitRecord(model_ids=tuple(pending), keys=keys, deadline=time.time() + timeout_seconds))
     final = await wait_for_scenario_trainings(resolved, pending, timeout_seconds, True, poll_policy, len(pending))
-    results = [r.with_model(final[r.model_id]) if r.model_id in final else r for r in started]
+    results = [await end_training(r, final[r.model_id]) if r.model_id in final else r for r in started]
     if errors:
         # The jobs that started were waited for above: a refused job never orphans a paid one.
         raise errors[0]
@@ -168,7 +192,6 @@ async def _resumed(
             )
     by_job: dict[tuple[str, str], list[Model]] = {}
     for model in models:
-        emit_end_event(model)
         by_job.setdefault((model.name or "", model.type or ""), []).append(model)
     results = []
     for job in jobs:
@@ -179,10 +202,17 @@ async def _resumed(
         model = candidates.pop(0)
         key = next(iter(tag_values(model.tags, IDEMPOTENCY_TAG_PREFIX)), "")
         result = TrainingResult(
-            model_id=model.id, name=job.name, training_type=ttype.id, family=ttype.family, status=model.status,
-            idempotency_key=key, reused=False, images=len(job.images), job_id=model.job_id,
-        )  # fmt: skip
-        results.append(result.with_model(model))
+            model_id=model.id,
+            name=job.name,
+            training_type=ttype.id,
+            family=ttype.family,
+            status=model.status,
+            idempotency_key=key,
+            reused=False,
+            images=len(job.images),
+            job_id=model.job_id,
+        )
+        results.append(await end_training(result, model))
     return results
 
 

@@ -21,6 +21,7 @@ from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.dataset.images import ImageSource, PairSource
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.training.cancellation import run_hooks
+from prefect_scenario.training.options import DEFAULT_TIMEOUT_SECONDS, document_options, options_from
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.waiting.suspension import WaitMode
@@ -29,6 +30,7 @@ __all__ = ["TrainingResult", "train_edit_lora", "train_lora"]
 
 
 @scenario_flow(name="scenario-train-lora", flow_run_name="scenario-train-lora-{name}", **run_hooks())
+@document_options()
 async def train_lora(
     name: str,
     training_type: str,
@@ -38,7 +40,7 @@ async def train_lora(
     caption_prefix: str | None = None,
     parameters: TrainingParameters | dict[str, Any] | None = None,
     wait: WaitMode = "poll",
-    timeout_seconds: float = 4 * 3600,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     idempotency_key: str | None = None,
     force: bool = False,
     min_dataset_score: float | None = None,
@@ -63,34 +65,8 @@ async def train_lora(
         images: local paths, bytes, ``s3://bucket/key`` URIs or existing ``asset_…`` ids.
         credentials: a ``ScenarioCredentials`` block, or None for the ``SCENARIO_*``
             environment variables.
-        captions: captions by image (the source as given, or its file name); an image
-            not in it is captioned by the UTF-8 ``<stem>.txt`` beside it (local or S3),
-            if any, else Scenario captions it itself. Each becomes the image's asset
-            description, which Scenario trains on; a changed caption trains again.
-        caption_prefix: put at the start of every caption, e.g. a trigger word ``"KAEL_07, "``.
-        parameters: training parameters (wire or snake_case names).
-        wait: ``"poll"`` (or True) waits in this process; ``"suspend"`` suspends the flow run
-            once the training started, freeing its process and worker slot until the watcher
-            (``scenario-training-watcher``) or a Scenario webhook resumes it (deployment runs
-            only; elsewhere it polls, with a warning); False returns once it started.
-        timeout_seconds: how long to wait; on timeout the remote training is cancelled.
-        idempotency_key: the run's key; derived from name, type, image hashes and
-            parameters when not given.
-        force: train again even if an identical dataset already trained.
-        min_dataset_score: refuse to train below this training-dataset score (without
-            it, the score is advisory).
-        upload_concurrency: uploads in flight at once.
-        aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
-        poll_policy: the wait loop's poll delay bounds.
-        strict_preflight: refuse on every preflight warning too (near-duplicates, under
-            1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
-            the preflight's table artifact is ``scenario-preflight-<name>``.
-        max_creative_units: refuse the training, before it is triggered, if the dry run
-            estimates it above this many creative units.
-        budget: a ``ScenarioBudget`` block (or its saved name): limits per dataset, per
-            project and per fleet run, checked against the ledger before the trigger.
-        dataset: the dataset label the budget's per-dataset limit and the ledger use
-            (default: the model name).
+        aws_credentials: a prefect-aws ``AwsCredentials`` block, for ``s3://`` images.
+        {options}
 
     Returns:
         The :class:`TrainingResult`.
@@ -123,11 +99,16 @@ async def train_lora(
         >>> asyncio.run(main())
         'trained'
     """
-    # Every parameter of the flow is a field of the request, by the same name.
-    return await run_training(TrainingRequest(**locals()))
+    # The flow's parameters that are options, by name (tests/training/test_options.py holds them equal).
+    options = options_from(locals())
+    request = TrainingRequest(
+        name, training_type, options, credentials=credentials, images=images, aws_credentials=aws_credentials
+    )
+    return await run_training(request)
 
 
 @scenario_flow(name="scenario-train-edit-lora", flow_run_name="scenario-train-edit-lora-{name}", **run_hooks())
+@document_options(exclude=frozenset({"captions", "caption_prefix"}))
 async def train_edit_lora(
     name: str,
     training_type: str,
@@ -135,7 +116,7 @@ async def train_edit_lora(
     credentials: ScenarioCredentials | None = None,
     parameters: TrainingParameters | dict[str, Any] | None = None,
     wait: WaitMode = "poll",
-    timeout_seconds: float = 4 * 3600,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     idempotency_key: str | None = None,
     force: bool = False,
     min_dataset_score: float | None = None,
@@ -155,24 +136,8 @@ async def train_edit_lora(
         pairs: ``(before, after, instruction)`` triples or mappings with those keys;
             images as for :func:`train_lora`. At least 2.
         credentials: as for :func:`train_lora`.
-        parameters: training parameters; ``sampleSourceImages`` must match ``samplePrompts``.
-        wait: ``"poll"``, ``"suspend"`` or False, as for :func:`train_lora`.
-        timeout_seconds: how long to wait; on timeout the remote training is cancelled.
-        idempotency_key: the run's key (derived from the pairs when not given).
-        force: train again even if identical pairs already trained.
-        min_dataset_score: refuse to train below this training-dataset score.
-        upload_concurrency: uploads in flight at once.
-        aws_credentials: a prefect-aws ``AwsCredentials`` block for ``s3://`` images.
-        poll_policy: the wait loop's poll delay bounds.
-        strict_preflight: refuse on every preflight warning too (near-duplicates, under
-            1,024 px, the 256 px floor, outlying aspect ratios, partial captions, size advice);
-            the preflight's table artifact is ``scenario-preflight-<name>``.
-        max_creative_units: refuse the training, before it is triggered, if the dry run
-            estimates it above this many creative units.
-        budget: a ``ScenarioBudget`` block (or its saved name): limits per dataset, per
-            project and per fleet run, checked against the ledger before the trigger.
-        dataset: the dataset label the budget's per-dataset limit and the ledger use
-            (default: the model name).
+        aws_credentials: as for :func:`train_lora`.
+        {options}
 
     Returns:
         The :class:`TrainingResult`.
@@ -190,5 +155,9 @@ async def train_edit_lora(
         ...                 credentials=credentials).pairs
         3
     """
-    # Every parameter of the flow is a field of the request, by the same name.
-    return await run_training(TrainingRequest(**locals()))
+    # The flow's parameters that are options, by name (tests/training/test_options.py holds them equal).
+    options = options_from(locals())
+    request = TrainingRequest(
+        name, training_type, options, credentials=credentials, pairs=pairs, aws_credentials=aws_credentials
+    )
+    return await run_training(request)

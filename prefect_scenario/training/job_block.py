@@ -29,11 +29,16 @@ from pydantic import Field
 from prefect_scenario.api.models import Model
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL, ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingError
+from prefect_scenario.spend.block import ScenarioBudget
+from prefect_scenario.training.options import TrainingOptions, build_options, option_field
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.waiting.wait import finish, wait_until_terminal
 
-__all__ = ["ScenarioTraining", "ScenarioTrainingRun"]
+__all__ = ["BLOCK_OPTIONS", "ScenarioTraining", "ScenarioTrainingRun"]
+
+# The options a saved training carries (the job run does its own waiting).
+BLOCK_OPTIONS = frozenset(TrainingOptions.model_fields) - {"wait", "poll_policy"}
 
 
 class ScenarioTrainingRun(JobRun[TrainingResult]):
@@ -125,11 +130,20 @@ class ScenarioTraining(JobBlock[TrainingResult]):
     name: str = Field(description="The model name.")
     training_type: str = Field(description="The LoRA training type, e.g. flux.2-dev-lora.")
     images: list[str] = Field(description="Training images: local paths, s3:// URIs or asset ids.")
-    parameters: dict[str, Any] | None = Field(default=None, description="Training parameters, by wire name.")
-    timeout_seconds: float = Field(default=4 * 3600, gt=0, description="How long to wait for the training.")
-    idempotency_key: str | None = Field(default=None, description="The run key; derived from the dataset if unset.")
-    force: bool = Field(default=False, description="Train again even if an identical dataset already trained.")
-    min_dataset_score: float | None = Field(default=None, description="Refuse to train below this dataset score.")
+    # The options a saved training carries: TrainingOptions' fields (a test holds them equal), less
+    # the wait (the job run waits, ``wait_for_completion``) and the poll policy.
+    parameters: dict[str, Any] | None = option_field("parameters")
+    captions: dict[str, str] | None = option_field("captions")
+    caption_prefix: str | None = option_field("caption_prefix")
+    strict_preflight: bool = option_field("strict_preflight")
+    min_dataset_score: float | None = option_field("min_dataset_score")
+    upload_concurrency: int = option_field("upload_concurrency")
+    timeout_seconds: float = option_field("timeout_seconds")
+    idempotency_key: str | None = option_field("idempotency_key")
+    force: bool = option_field("force")
+    max_creative_units: float | None = option_field("max_creative_units")
+    budget: ScenarioBudget | None = option_field("budget")
+    dataset: str | None = option_field("dataset")
     aws_credentials: AwsCredentials | None = Field(
         default=None, description="A prefect-aws AwsCredentials block, for s3:// images."
     )
@@ -141,12 +155,15 @@ class ScenarioTraining(JobBlock[TrainingResult]):
             InvalidInputError: bad input, before any request.
         """
         credentials = await resolve_credentials(self.credentials)
+        options = build_options(**{name: getattr(self, name) for name in BLOCK_OPTIONS}, wait=False)
         request = TrainingRequest(
-            name=self.name, training_type=self.training_type, images=list(self.images), credentials=credentials,
-            parameters=self.parameters, wait=False, timeout_seconds=self.timeout_seconds,
-            idempotency_key=self.idempotency_key, force=self.force, min_dataset_score=self.min_dataset_score,
+            self.name,
+            self.training_type,
+            options,
+            credentials=credentials,
+            images=list(self.images),
             aws_credentials=self.aws_credentials,
-        )  # fmt: skip
+        )
         started = await run_training(request)
         self.logger.info("training of %s started (model %s)", self.name, started.model_id)
         return ScenarioTrainingRun(started, credentials, self.timeout_seconds)

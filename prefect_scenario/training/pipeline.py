@@ -24,12 +24,11 @@ import json
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect.context import FlowRunContext
-from pydantic import BaseModel, Field
 
 from prefect_scenario._logging import run_logger
 from prefect_scenario.api.models import Model
@@ -51,16 +50,11 @@ from prefect_scenario.dataset.images import (
 )
 from prefect_scenario.dataset.preflight import run_flow_preflight
 from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
-from prefect_scenario.reporting import (
-    EVENT_CANCELED,
-    ProgressReporter,
-    artifact_key,
-    emit_training_event,
-    publish_summary,
-)
-from prefect_scenario.spend.block import ScenarioBudget
-from prefect_scenario.spend.gate import SpendPlan, check_spend, prepare_spend, publish_spend
+from prefect_scenario.reporting import EVENT_CANCELED, ProgressReporter, artifact_key, emit_training_event
+from prefect_scenario.spend.gate import SpendCharge, SpendPlan, check_spend, prepare_spend, publish_spend
 from prefect_scenario.tags import WAITING_TAG
+from prefect_scenario.training.ending import EpochResult, Phases, TrainingResult, end_training
+from prefect_scenario.training.options import TrainingOptions
 from prefect_scenario.training.tasks import (
     add_scenario_training_images,
     check_scenario_dataset_score,
@@ -68,54 +62,10 @@ from prefect_scenario.training.tasks import (
     set_scenario_training_pairs,
     trigger_scenario_training,
 )
-from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.waiting.suspension import (
-    WaitMode,
-    WaitRecord,
-    can_suspend,
-    parse_wait,
-    resumed_record,
-    set_run_tags,
-    suspend_for,
-)
+from prefect_scenario.waiting.suspension import WaitRecord, can_suspend, resumed_record, set_run_tags, suspend_for
 from prefect_scenario.waiting.wait import cancel_after_timeout, finish, wait_for_scenario_training
 
 __all__ = ["EpochResult", "TrainingRequest", "TrainingResult", "derive_idempotency_key", "run_training"]
-
-
-class EpochResult(BaseModel):
-    """One epoch of the trained model and its sample images."""
-
-    epoch: str
-    sample_urls: list[str] = Field(default_factory=list)
-
-
-class TrainingResult(BaseModel):
-    """What a training flow returns."""
-
-    model_id: str
-    name: str
-    training_type: str
-    family: str
-    status: str
-    idempotency_key: str
-    reused: bool = Field(description="True when an identical, already-trained model was returned without training.")
-    job_id: str | None = None
-    creative_units_cost: float | None = None
-    images: int = 0
-    pairs: int = 0
-    epochs: list[EpochResult] = Field(default_factory=list)
-    sample_image_urls: list[str] = Field(default_factory=list)
-    dataset_score: float | None = None
-    durations: dict[str, float] = Field(default_factory=dict, description="Seconds spent per phase.")
-
-    def with_model(self, model: Model) -> TrainingResult:
-        """This result updated with the model's status, epochs and sample images."""
-        epochs = [EpochResult(epoch=e.epoch, sample_urls=[a.url for a in e.assets if a.url]) for e in model.epochs]
-        samples = next((e.sample_urls for e in reversed(epochs) if e.sample_urls), [])
-        return self.model_copy(
-            update={"status": model.status, "epochs": epochs, "sample_image_urls": samples, "name": model.name or ""}
-        )
 
 
 def derive_idempotency_key(
@@ -132,31 +82,17 @@ def derive_idempotency_key(
     return hashlib.sha256(document.encode()).hexdigest()[:24]
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainingRequest:
-    """One training as a flow was asked for it (images for a standard type, pairs for an edit type)."""
+    """One training as a flow was asked for it: what to train (images or pairs) and its options."""
 
     name: str
     training_type: str
+    options: TrainingOptions
     credentials: ScenarioCredentials | None = None
     images: list[ImageSource] | None = None
-    captions: dict[str, str] | None = None
-    caption_prefix: str | None = None
-    strict_preflight: bool = False
     pairs: list[PairSource | dict[str, Any]] | None = None
-    parameters: TrainingParameters | dict[str, Any] | None = None
-    wait: WaitMode = "poll"
-    timeout_seconds: float = 4 * 3600
-    idempotency_key: str | None = None
-    force: bool = False
-    min_dataset_score: float | None = None
-    upload_concurrency: int = 4
     aws_credentials: Any = None
-    poll_policy: PollPolicy = DEFAULT_POLICY
-    durations: dict[str, float] = field(default_factory=dict)
-    max_creative_units: float | None = None
-    budget: ScenarioBudget | str | None = None
-    dataset: str | None = None
     fleet: str | None = None
 
     def check(self) -> tuple[TrainingType, TrainingParameters, list[str]]:
@@ -166,22 +102,51 @@ class TrainingRequest:
             InvalidInputError: bad input (type, parameters, dataset size, options).
         """
         ttype = get_training_type(self.training_type)
-        params = validate_parameters(ttype, self.parameters)
-        parse_wait(self.wait)
-        if self.timeout_seconds <= 0:
-            raise ConfigurationError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
-        if self.upload_concurrency < 1:
-            raise ConfigurationError(f"upload_concurrency must be at least 1, got {self.upload_concurrency}")
-        if ttype.edit and (self.captions is not None or self.caption_prefix is not None):
+        params = validate_parameters(ttype, self.options.parameters)
+        if ttype.edit and (self.options.captions is not None or self.options.caption_prefix is not None):
             raise ConfigurationError("captions are for standard types: an edit pair's instruction is its caption")
         if ttype.edit and self.pairs is None:
             raise wrong_kind(ttype, "train_edit_lora with before/after pairs")
-        if not ttype.edit and self.pairs is not None:
-            raise wrong_kind(ttype, "train_lora with images")
-        if not ttype.edit and self.images is None:
+        if not ttype.edit and (self.pairs is not None or self.images is None):
             raise wrong_kind(ttype, "train_lora with images")
         warnings = check_dataset_size(ttype, images=len(self.images or []), pairs=len(self.pairs or []))
         return ttype, params, warnings
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one run of :func:`run_training` knows once everything is checked."""
+
+    request: TrainingRequest
+    credentials: ScenarioCredentials
+    ttype: TrainingType
+    params: TrainingParameters
+    spend: SpendPlan
+    phases: Phases
+
+    @property
+    def options(self) -> TrainingOptions:
+        return self.request.options
+
+    @property
+    def summary_key(self) -> str:
+        return artifact_key("scenario-model", self.request.name)
+
+    def result(self, model: Model, key: str, **values: Any) -> TrainingResult:
+        """The run's result so far, from the model it trains."""
+        return TrainingResult(
+            model_id=model.id,
+            name=model.name or self.request.name,
+            training_type=self.ttype.id,
+            family=self.ttype.family,
+            status=model.status,
+            idempotency_key=key,
+            reused=False,
+            images=len(self.request.images or []),
+            pairs=len(self.request.pairs or []),
+            job_id=model.job_id,
+            **values,
+        )
 
 
 def wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
@@ -206,185 +171,182 @@ def _content(image: PreparedImage) -> str:
 
 async def run_training(request: TrainingRequest) -> TrainingResult:
     """Run one training inside the current flow run (a training flow's, or a fleet's)."""
-    started = time.monotonic()
-    ttype, params, warnings = request.check()
-    for warning in warnings:
-        run_logger().warning(warning)
-    # Limits and the budget block are checked before any request.
-    spend_plan = await prepare_spend(
-        dataset=request.dataset or request.name,
-        max_creative_units=request.max_creative_units,
-        budget=request.budget,
-        fleet=request.fleet,
-        slot_timeout=request.timeout_seconds,
-    )
-    credentials = await resolve_credentials(request.credentials)
-    if parse_wait(request.wait) == "suspend" and (record := resumed_record()) is not None:
-        # A resumed run (Prefect starts it from the top): finish from the model, touch nothing else.
-        return await _finish_resumed(request, credentials, ttype, params, record, spend_plan)
-    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
-        aws = await resolve_aws_credentials(request.aws_credentials) if request.aws_credentials is not None else None
-        options: dict[str, Any] = {
-            "aws_credentials": aws, "workdir": Path(workdir), "concurrency": request.upload_concurrency,
-        }  # fmt: skip
-        images: list[PreparedImage] | None = None
-        pairs: list[PreparedPair] | None = None
-        items: list[Any]
-        if request.pairs is not None:
-            pairs = await prepare_pairs(request.pairs, **options)
-            items = [[_identity(p.before), _identity(p.after), p.instruction] for p in pairs]
-        else:
-            images = await prepare_images(
-                request.images or [], captions=request.captions, caption_prefix=request.caption_prefix, **options
-            )
-            items = sorted(_content(i) for i in images)
-        # The preflight runs on what was just read: it refuses before any request is sent.
-        await run_flow_preflight(
-            request.name, ttype.id, images=images, pairs=pairs, caption_prefix=request.caption_prefix,
-            strict=request.strict_preflight,
-        )  # fmt: skip
-        request.durations["prepare"] = time.monotonic() - started
-        key = request.idempotency_key or derive_idempotency_key(
-            name=request.name, training_type=ttype.id, items=items, parameters=params
+    phases = Phases()
+    with phases.phase("prepare"):
+        ttype, params, warnings = request.check()
+        for warning in warnings:
+            run_logger().warning(warning)
+        options = request.options
+        # Limits and the budget block are checked before any request.
+        spend = await prepare_spend(
+            dataset=options.dataset or request.name,
+            max_creative_units=options.max_creative_units,
+            budget=options.budget,
+            fleet=request.fleet,
+            slot_timeout=options.timeout_seconds,
         )
-        return await _steps(request, credentials, ttype, params, key, images, pairs, spend_plan)
+        credentials = await resolve_credentials(request.credentials)
+    run = _Run(request, credentials, ttype, params, spend, phases)
+    if options.mode == "suspend" and (record := resumed_record()) is not None:
+        # A resumed run (Prefect starts it from the top): finish from the model, touch nothing else.
+        return await _finish_resumed(run, record)
+    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+        with phases.phase("prepare"):
+            key, images, pairs = await _prepare(run, Path(workdir))
+        return await _steps(run, key, images, pairs)
+
+
+async def _prepare(run: _Run, workdir: Path) -> tuple[str, list[PreparedImage] | None, list[PreparedPair] | None]:
+    """Read and check every image (to disk), run the preflight, derive the run key: no request yet."""
+    request, options = run.request, run.options
+    aws = await resolve_aws_credentials(request.aws_credentials) if request.aws_credentials is not None else None
+    reading: dict[str, Any] = {"aws_credentials": aws, "workdir": workdir, "concurrency": options.upload_concurrency}
+    images: list[PreparedImage] | None = None
+    pairs: list[PreparedPair] | None = None
+    items: list[Any]
+    if request.pairs is not None:
+        pairs = await prepare_pairs(request.pairs, **reading)
+        items = [[_identity(p.before), _identity(p.after), p.instruction] for p in pairs]
+    else:
+        images = await prepare_images(
+            request.images or [], captions=options.captions, caption_prefix=options.caption_prefix, **reading
+        )
+        items = sorted(_content(i) for i in images)
+    # The preflight runs on what was just read: it refuses before any request is sent.
+    await run_flow_preflight(
+        request.name,
+        run.ttype.id,
+        images=images,
+        pairs=pairs,
+        caption_prefix=options.caption_prefix,
+        strict=options.strict_preflight,
+    )
+    key = options.idempotency_key or derive_idempotency_key(
+        name=request.name, training_type=run.ttype.id, items=items, parameters=run.params
+    )
+    return key, images, pairs
 
 
 async def _steps(
-    request: TrainingRequest,
-    credentials: ScenarioCredentials,
-    ttype: TrainingType,
-    params: TrainingParameters,
-    key: str,
-    images: list[PreparedImage] | None,
-    pairs: list[PreparedPair] | None,
-    spend_plan: SpendPlan,
+    run: _Run, key: str, images: list[PreparedImage] | None, pairs: list[PreparedPair] | None
 ) -> TrainingResult:
-    durations, clock = request.durations, time.monotonic
-    started = clock()
-    model = await create_scenario_model(credentials, request.name, ttype.id, key)
-    durations["create"] = clock() - started
-    result = TrainingResult(
-        model_id=model.id, name=model.name or request.name, training_type=ttype.id, family=ttype.family,
-        status=model.status, idempotency_key=key, reused=False, images=len(images or []), pairs=len(pairs or []),
-        job_id=model.job_id, durations=durations,
-    )  # fmt: skip
-    if model.status == "trained" and not request.force:
+    """Create → upload → score → estimate → trigger → wait, each step safe to run again."""
+    credentials, options, phases = run.credentials, run.options, run.phases
+    with phases.phase("create"):
+        model = await create_scenario_model(credentials, run.request.name, run.ttype.id, key)
+    result = run.result(model, key)
+    if model.status == "trained" and not options.force:
         run_logger().info("model %s already trained on this dataset: returning it without training", model.id)
-        return _done(result.with_model(model).model_copy(update={"reused": True}), durations)
+        reused = result.with_model(model).model_copy(update={"reused": True, "durations": phases.rounded()})
+        return reused
     ledger_write: Callable[[], Awaitable[None]] | None = None
     if model.status != "training":
-        started = clock()
-        if pairs is not None:
-            await set_scenario_training_pairs(credentials, model.id, pairs, request.upload_concurrency)
-        else:
-            await add_scenario_training_images(credentials, model.id, images or [], request.upload_concurrency)
-        durations["upload"] = clock() - started
-        started = clock()
-        score = await check_scenario_dataset_score(credentials, model.id, request.min_dataset_score)
-        durations["score"] = clock() - started
-        spend = await check_spend(spend_plan, credentials, model, params)  # one dry run; limits; reservation
-        started = clock()
-        async with spend.settling_on_error():  # released, or kept until settled
-            answer = await trigger_scenario_training(
-                credentials, model.id, params, request.timeout_seconds, request.poll_policy
-            )
-        durations["trigger"] = clock() - started
-        # The actual cost replaces the reservation in the ledger. A run about to suspend writes
-        # it alongside its wait record and publishes the ledger artifacts once resumed: its
-        # process is held while Scenario trains only for those two writes.
-        if parse_wait(request.wait) == "suspend" and can_suspend():
-            ledger_write = functools.partial(spend.record, answer, publish=False)
-        else:
-            await spend.record(answer)
-        result = result.model_copy(
-            update={"job_id": answer.job_id or result.job_id, "creative_units_cost": answer.creative_units_cost,
-                    "dataset_score": score.score if score else None, "status": "training"}
-        )  # fmt: skip
-    mode = parse_wait(request.wait)
-    if mode == "none":
-        return _done(result, durations)
-    if mode == "suspend":
+        result, ledger_write = await _start(run, model, result, images, pairs)
+    if options.mode == "none":
+        return result.model_copy(update={"durations": phases.rounded()})
+    if options.mode == "suspend":
         if can_suspend():
-            await suspend_for(
-                WaitRecord(
-                    model_ids=(model.id,), keys=(key,), deadline=time.time() + request.timeout_seconds,
-                    cost=result.creative_units_cost, dataset_score=result.dataset_score,
-                ),
-                alongside=ledger_write,
-            )  # fmt: skip
+            record = WaitRecord(
+                model_ids=(model.id,),
+                keys=(key,),
+                deadline=time.time() + options.timeout_seconds,
+                cost=result.creative_units_cost,
+                dataset_score=result.dataset_score,
+            )
+            await suspend_for(record, alongside=ledger_write)
         run_logger().warning(
             'wait="suspend" needs a deployment run (Prefect can only suspend those): waiting in this process'
         )
-    started = clock()
-    try:
+    with phases.phase("wait"):
         final = await wait_for_scenario_training(
-            credentials, model.id, request.timeout_seconds, True, request.poll_policy
+            credentials, model.id, options.timeout_seconds, True, options.poll_policy
         )
-    finally:
-        durations["wait"] = clock() - started
-    await publish_summary(
-        final, key=artifact_key("scenario-model", request.name), parameters=params.to_wire(),
-        cost=result.creative_units_cost,
-    )  # fmt: skip
-    run_logger().info("model %s is %s", final.id, final.status)
-    return _done(result.with_model(final), durations)
+    return await end_training(
+        result, final, phases=phases, summary_key=run.summary_key, parameters=run.params.to_wire()
+    )
 
 
-async def _finish_resumed(
-    request: TrainingRequest,
-    credentials: ScenarioCredentials,
-    ttype: TrainingType,
-    params: TrainingParameters,
-    record: WaitRecord,
-    spend_plan: SpendPlan,
-) -> TrainingResult:
+async def _start(
+    run: _Run,
+    model: Model,
+    result: TrainingResult,
+    images: list[PreparedImage] | None,
+    pairs: list[PreparedPair] | None,
+) -> tuple[TrainingResult, Callable[[], Awaitable[None]] | None]:
+    """Upload, score, estimate and trigger; the result as started and the ledger write left to do."""
+    credentials, options, phases = run.credentials, run.options, run.phases
+    with phases.phase("upload"):
+        if pairs is not None:
+            await set_scenario_training_pairs(credentials, model.id, pairs, options.upload_concurrency)
+        else:
+            await add_scenario_training_images(credentials, model.id, images or [], options.upload_concurrency)
+    with phases.phase("score"):
+        score = await check_scenario_dataset_score(credentials, model.id, options.min_dataset_score)
+    spend: SpendCharge = await check_spend(run.spend, credentials, model, run.params)  # one dry run; limits
+    with phases.phase("trigger"):
+        async with spend.settling_on_error():  # released, or kept until settled
+            answer = await trigger_scenario_training(
+                credentials, model.id, run.params, options.timeout_seconds, options.poll_policy
+            )
+    # The actual cost replaces the reservation in the ledger. A run about to suspend writes
+    # it alongside its wait record and publishes the ledger artifacts once resumed: its
+    # process is held while Scenario trains only for those two writes.
+    ledger_write: Callable[[], Awaitable[None]] | None = None
+    if options.mode == "suspend" and can_suspend():
+        ledger_write = functools.partial(spend.record, answer, publish=False)
+    else:
+        await spend.record(answer)
+    started = result.model_copy(
+        update={
+            "job_id": answer.job_id or result.job_id,
+            "creative_units_cost": answer.creative_units_cost,
+            "dataset_score": score.score if score else None,
+            "status": "training",
+        }
+    )
+    return started, ledger_write
+
+
+async def _finish_resumed(run: _Run, record: WaitRecord) -> TrainingResult:
     """Finish a resumed run as the in-process wait would: events, summary, result or error."""
     context_run = FlowRunContext.get()
     assert context_run is not None and context_run.flow_run is not None
     context_run.flow_run.tags = await set_run_tags(context_run.flow_run.id, remove=[WAITING_TAG])
     model_id = record.model_ids[0]
-    logger = run_logger()
+    credentials, options = run.credentials, run.options
     # The ledger artifacts the run left unpublished before it suspended (its entry is written).
-    await publish_spend(credentials.project_id, spend_plan.budget)
+    await publish_spend(credentials.project_id, run.spend.budget)
     async with credentials.get_client() as client:
         model = await client.get_model(model_id)
-        logger.info("resumed: model %s is %s", model_id, model.status)
+        run_logger().info("resumed: model %s is %s", model_id, model.status)
         timed_out = record.remaining() <= 0 and model.status in ("training", "training-canceled")
-        if not model.is_terminal and not timed_out:
+        if timed_out:
+            await _timed_out(client, model, options.timeout_seconds)
+        if not model.is_terminal:
             if can_suspend():
-                # Resumed before the end (from the UI, say): free the process again.
-                await suspend_for(record)
-            model = await wait_for_scenario_training(
-                credentials, model_id, record.remaining(), True, request.poll_policy
-            )
-        elif timed_out:
-            if model.status == "training":
-                await cancel_after_timeout(client, [model_id])
-            else:  # the watcher cancelled it at the deadline
-                emit_training_event(EVENT_CANCELED, model, {"reason": "timeout"})
-            raise TrainingTimeout(
-                f"training of {model_id} did not end within timeout_seconds={request.timeout_seconds:g}: "
-                "it was cancelled",
-                model_id=model_id,
-                waited_seconds=request.timeout_seconds,
-            )
+                await suspend_for(record)  # resumed before the end (from the UI, say): free the process again
+            with run.phases.phase("wait"):
+                model = await wait_for_scenario_training(
+                    credentials, model_id, record.remaining(), True, options.poll_policy
+                )
         else:
             await ProgressReporter(key=artifact_key("scenario-training", model_id)).update(model)
             model = await finish(client, model)
-    result = TrainingResult(
-        model_id=model.id, name=model.name or request.name, training_type=ttype.id, family=ttype.family,
-        status=model.status, idempotency_key=record.keys[0] if record.keys else (request.idempotency_key or ""),
-        reused=False, images=len(request.images or []), pairs=len(request.pairs or []), job_id=model.job_id,
-        creative_units_cost=record.cost, dataset_score=record.dataset_score, durations=request.durations,
-    )  # fmt: skip
-    await publish_summary(
-        model, key=artifact_key("scenario-model", request.name), parameters=params.to_wire(), cost=record.cost
+    key = record.keys[0] if record.keys else (options.idempotency_key or "")
+    result = run.result(model, key, creative_units_cost=record.cost, dataset_score=record.dataset_score)
+    return await end_training(
+        result, model, phases=run.phases, summary_key=run.summary_key, parameters=run.params.to_wire()
     )
-    logger.info("model %s is %s", model.id, model.status)
-    return _done(result.with_model(model), request.durations)
 
 
-def _done(result: TrainingResult, durations: dict[str, float]) -> TrainingResult:
-    durations["total"] = sum(v for k, v in durations.items() if k != "total")
-    return result.model_copy(update={"durations": {k: round(v, 3) for k, v in durations.items()}})
+async def _timed_out(client: Any, model: Model, timeout_seconds: float) -> None:
+    """A resumed run past its deadline: cancel the training (unless the watcher did) and raise."""
+    if model.status == "training":
+        await cancel_after_timeout(client, [model.id])
+    else:  # the watcher cancelled it at the deadline
+        emit_training_event(EVENT_CANCELED, model, {"reason": "timeout"})
+    raise TrainingTimeout(
+        f"training of {model.id} did not end within timeout_seconds={timeout_seconds:g}: it was cancelled",
+        model_id=model.id,
+        waited_seconds=timeout_seconds,
+    )

@@ -37,8 +37,9 @@ def test_is_transient(error: Exception, transient: bool) -> None:
 
 @pytest.fixture(autouse=True)
 def unscaled(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The suite shrinks the policy's waits (tests/conftest.py); these tests check the real ones.
-    monkeypatch.setattr(policy, "_SCALE", 1.0)
+    # The suite shrinks the policy's waits (conftest.py); these tests check the real ones.
+    monkeypatch.setattr(policy, "INITIAL_DELAY", 0.5)
+    monkeypatch.setattr(policy, "MAX_DELAY", 8.0)
 
 
 def test_backoff_and_headers() -> None:

@@ -42,7 +42,6 @@ def prefect_env(
         PREFECT_SERVER_ANALYTICS_ENABLED="false",
         PREFECT_API_DATABASE_CONNECTION_URL=database_url or f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         PREFECT_LOGGING_LEVEL="INFO",
-        PREFECT_SCENARIO_RETRY_DELAY_SCALE="0.001",
         **extra,
     )
     if api_url:

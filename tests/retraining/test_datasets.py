@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from prefect_scenario.dataset import layout as datasets
 from prefect_scenario.dataset.layout import (
     Manifest,
     S3Object,
@@ -20,7 +21,6 @@ from prefect_scenario.dataset.layout import (
     split_key,
 )
 from prefect_scenario.exceptions import InvalidDatasetError
-from prefect_scenario.retraining import datasets
 
 # -- keys and datasets ---------------------------------------------------------------------
 

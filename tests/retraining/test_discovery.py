@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from prefect_scenario.retraining import discovery, listing, notifications
+from prefect_scenario.dataset import listing
+from prefect_scenario.retraining import discovery, notifications
 from prefect_scenario.retraining.decisions import Decision, DecisionKind, SensorState, decide, mark_requested
 from prefect_scenario.retraining.discovery import (
     ChangeSet,

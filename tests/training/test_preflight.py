@@ -14,6 +14,8 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
+from prefect_scenario.dataset import captions, measure
+from prefect_scenario.dataset import checks as preflight
 from prefect_scenario.dataset.captions import MAX_CAPTION_CHARS, parse_caption, parse_pairs_jsonl, read_caption
 from prefect_scenario.dataset.checks import (
     Finding,
@@ -45,7 +47,6 @@ from prefect_scenario.dataset.measure import (
     preflight_s3,
 )
 from prefect_scenario.exceptions import DatasetPreflightError, InvalidDatasetError, InvalidInputError
-from prefect_scenario.training import captions, measure, preflight
 from tests.emulator_fixtures import png_bytes
 
 # Small images are the norm here: the I/O tests lower the resolution advice to match.

@@ -1,0 +1,215 @@
+"""A training's knobs, stated once: :class:`TrainingOptions`.
+
+The flows (``train_lora``, ``train_edit_lora``), a fleet's :class:`~prefect_scenario.TrainingJob`,
+the :class:`~prefect_scenario.ScenarioTraining` block, ``retrain_from_s3`` and the CLI all build a
+``TrainingOptions``; the flows keep explicit parameters so Prefect's UI shows each one in its
+form, and a test checks that every flow parameter, job field, block field and CLI option
+agrees with the model (as prefect-dbt's ``TriggerJobRunOptions`` and prefect-aws's
+``ECSVariables`` state a job's settings in one model).
+
+Everything here is checked when the options are built, before any request: a non-finite or
+non-positive timeout, a NaN score threshold, a zero limit, an unknown wait mode.
+
+Example:
+    >>> options = TrainingOptions(wait="suspend", max_creative_units=150)
+    >>> options.mode, options.timeout_seconds == DEFAULT_TIMEOUT_SECONDS
+    ('suspend', True)
+    >>> build_options(timeout_seconds=float("nan"))
+    Traceback (most recent call last):
+    ...
+    prefect_scenario.exceptions.ConfigurationError: timeout_seconds must be positive and finite, got nan
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.exceptions import ConfigurationError
+from prefect_scenario.spend.block import ScenarioBudget, check_units
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.suspension import WaitMode, parse_wait
+
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "JOB_FIELDS",
+    "RUN_FIELDS",
+    "TrainingOptions",
+    "build_options",
+    "document_options",
+    "option_field",
+    "options_from",
+]
+
+# Scenario's trainings take minutes to a few hours (scenario-sdk 2.4.0 polls them without a
+# bound); four hours waits for the longest types while still cancelling a stuck one the same day.
+DEFAULT_TIMEOUT_SECONDS = 4 * 3600.0
+
+
+class TrainingOptions(BaseModel):
+    """How one training runs: everything but its name, type, dataset and credentials.
+
+    Example:
+        >>> TrainingOptions(caption_prefix="KAEL_07, ", force=True).force
+        True
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    # The dataset and how it is checked.
+    parameters: TrainingParameters | dict[str, Any] | None = Field(
+        None, description="Training parameters, by wire or snake_case name (e.g. nbEpochs, learningRate)."
+    )
+    captions: dict[str, str] | None = Field(
+        None,
+        description="Captions by image (the source as given, or its file name); an image not in it is "
+        "captioned by the UTF-8 <stem>.txt beside it, if any, else Scenario captions it. Standard types only.",
+    )
+    caption_prefix: str | None = Field(
+        None, description='Put at the start of every caption, e.g. a trigger word "KAEL_07, ". Standard types only.'
+    )
+    strict_preflight: bool = Field(
+        False,
+        description="Refuse on every preflight warning too (near-duplicates, small images, outlying aspect "
+        "ratios, partial captions, size advice).",
+    )
+    min_dataset_score: float | None = Field(
+        None, description="Refuse to train below this training-dataset score (without it the score is advisory)."
+    )
+    upload_concurrency: int = Field(4, description="Images uploaded (and held in memory) at once.")
+    # Waiting.
+    wait: WaitMode = Field(
+        "poll",
+        description='"poll" (or True) waits in this process; "suspend" frees the process of a deployment run '
+        "until the watcher or a Scenario webhook resumes it; False returns once the training started.",
+    )
+    timeout_seconds: float = Field(
+        DEFAULT_TIMEOUT_SECONDS, description="How long to wait for the training; then it is cancelled."
+    )
+    poll_policy: PollPolicy = Field(DEFAULT_POLICY, description="The wait loop's poll delay bounds.")
+    # Idempotency.
+    idempotency_key: str | None = Field(
+        None, description="The run's key; derived from the name, type, dataset content and parameters if unset."
+    )
+    force: bool = Field(False, description="Train again even if an identical dataset already trained.")
+    # Spend.
+    max_creative_units: float | None = Field(
+        None, description="Refuse the training, before its trigger, if its dry run estimates more creative units."
+    )
+    budget: ScenarioBudget | str | None = Field(
+        None,
+        description="A ScenarioBudget block (or its saved name): limits per dataset, project and fleet run, "
+        "checked against the ledger before the trigger.",
+    )
+    dataset: str | None = Field(
+        None, description="The dataset label the budget's per-dataset limit and the ledger use (default: the name)."
+    )
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _timeout(cls, value: float) -> float:
+        if not math.isfinite(value) or value <= 0:
+            raise ConfigurationError(f"timeout_seconds must be positive and finite, got {value:g}")
+        return value
+
+    @field_validator("min_dataset_score")
+    @classmethod
+    def _score(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ConfigurationError(f"min_dataset_score must be a finite number, got {value:g}")
+        return value
+
+    @field_validator("upload_concurrency")
+    @classmethod
+    def _concurrency(cls, value: int) -> int:
+        if value < 1:
+            raise ConfigurationError(f"upload_concurrency must be at least 1, got {value}")
+        return value
+
+    @field_validator("max_creative_units")
+    @classmethod
+    def _units(cls, value: float | None) -> float | None:
+        return check_units("max_creative_units", value)
+
+    @field_validator("wait", mode="before")
+    @classmethod
+    def _wait(cls, value: Any) -> Any:
+        parse_wait(value)  # its message names the three modes; pydantic's would name the type's parts
+        return value
+
+    @property
+    def mode(self) -> Literal["poll", "suspend", "none"]:
+        """The wait mode, parsed: ``"poll"``, ``"suspend"`` or ``"none"``."""
+        return parse_wait(self.wait)
+
+
+# A fleet job sets these per job; the fleet sets the others once for all its jobs.
+JOB_FIELDS = frozenset(
+    {"parameters", "captions", "caption_prefix", "strict_preflight", "min_dataset_score", "idempotency_key", "force",
+     "max_creative_units", "dataset"}
+)  # fmt: skip
+RUN_FIELDS = frozenset(TrainingOptions.model_fields) - JOB_FIELDS
+
+
+def option_field(name: str) -> Any:
+    """A field declared as the :class:`TrainingOptions` field ``name``: its default and description.
+
+    For the models that carry some of the options under their own names (a fleet's job, the job block).
+    """
+    field = TrainingOptions.model_fields[name]
+    return Field(field.default, description=field.description)
+
+
+def options_from(arguments: Mapping[str, Any]) -> TrainingOptions:
+    """The options among a flow's arguments (``locals()`` at its first line), by field name.
+
+    Only the model's fields are taken, and each is validated: a flow's other arguments (the
+    name, the dataset, the credentials) are not options.
+    """
+    return build_options(**{name: value for name, value in arguments.items() if name in TrainingOptions.model_fields})
+
+
+def build_options(**values: Any) -> TrainingOptions:
+    """``TrainingOptions`` from keyword values, a validation error as one :class:`ConfigurationError`.
+
+    Example:
+        >>> build_options(upload_concurrency=0)
+        Traceback (most recent call last):
+        ...
+        prefect_scenario.exceptions.ConfigurationError: upload_concurrency must be at least 1, got 0
+    """
+    try:
+        return TrainingOptions(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        cause = first.get("ctx", {}).get("error")
+        if isinstance(cause, ConfigurationError):
+            raise cause from None
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigurationError(f"{where}: {first['msg']}") from None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def document_options(*, exclude: frozenset[str] = frozenset()) -> Callable[[F], F]:
+    """Write the options' ``Args`` lines into a flow's docstring, where it says ``{options}``.
+
+    The descriptions are the model's, so the flows, the block and the docs say the same; Prefect
+    reads the docstring for the descriptions in a deployment's parameter form.
+    """
+
+    def decorate(fn: F) -> F:
+        lines = [
+            f"        {name}: {field.description}"
+            for name, field in TrainingOptions.model_fields.items()
+            if name not in exclude
+        ]
+        fn.__doc__ = (fn.__doc__ or "").replace("        {options}", "\n".join(lines))
+        return fn
+
+    return decorate
