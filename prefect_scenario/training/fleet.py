@@ -28,6 +28,7 @@ from prefect_scenario.tags import IDEMPOTENCY_TAG_PREFIX, tag_values
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.slots import fleet_slots
 from prefect_scenario.waiting.suspension import (
     WaitMode,
     WaitRecord,
@@ -129,7 +130,8 @@ async def train_lora_fleet(
         return _outcome(await _resumed(resolved, jobs, record, poll_policy), raise_on_failure)
     for request in requests:
         request.credentials = resolved
-    outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
+    async with fleet_slots(resolved, poll_policy):  # a trigger waiting for a slot goes when a fleet training ends
+        outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     started = [o for o in outcomes if isinstance(o, TrainingResult)]
     pending = [r.model_id for r in started if r.status != "trained"]
