@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import threading
 import time
@@ -144,6 +145,9 @@ def start_watch_thread(
     def run() -> None:
         asyncio.run(watch_forever(credentials, interval=interval, stop=stop))
 
-    thread = threading.Thread(target=run, name="scenario-training-watcher", daemon=True)
+    # In a copy of this context: Prefect's settings (a temporary PREFECT_API_URL) live in a
+    # context variable, which a bare thread would not see.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(run,), name="scenario-training-watcher", daemon=True)
     thread.start()
     return thread
