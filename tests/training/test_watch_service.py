@@ -131,3 +131,21 @@ async def test_two_watchers_at_once_resume_a_run_once(prefect: PrefectClient, sl
     first, second = await asyncio.gather(watch_once(creds), watch_once(creds))
     resumed = first.resumed + second.resumed
     assert sorted(r for r in resumed if r in {str(i) for i in runs}) == sorted(str(i) for i in runs)
+
+
+def test_the_watch_command_runs_the_service_until_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect_scenario import cli
+    from prefect_scenario.waiting import service
+
+    calls: list[tuple[object, float]] = []
+
+    async def forever(credentials: object, *, interval: float) -> int:
+        calls.append((credentials, interval))
+        raise KeyboardInterrupt  # Ctrl-C between two cycles: a clean exit, Prefect holds every wait
+
+    monkeypatch.setattr(service, "watch_forever", forever)
+    assert cli.main(["watch", "--interval", "5", "--scenario-block", "emu"]) == 0
+    assert calls == [("emu", 5.0)]
+    assert "no flow runs" in capsys.readouterr().err
