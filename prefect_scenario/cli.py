@@ -15,6 +15,7 @@ emulator is one environment variable.
     prefect-scenario webhooks register --url https://hooks.example.com/scenario [--block NAME]
     prefect-scenario webhooks list
     prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME] [--log-level INFO]
+    prefect-scenario watch [--interval 30] [--scenario-block NAME]
 """
 
 from __future__ import annotations
@@ -82,7 +83,31 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--watch-interval", type=float, default=30.0,
                        help="seconds between training-watcher cycles (0: do not serve the watcher)")  # fmt: skip
     _webhook_commands(commands)
+    _watch_command(commands)
     return parser
+
+
+def _watch_command(commands: Any) -> None:
+    watch = commands.add_parser("watch", help="resume suspended training runs (a long-lived service, no flow runs)")
+    watch.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
+    watch.add_argument("--interval", type=float, default=30.0, help="most seconds between cycles (%(default)s)")
+    watch.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                       help="the level of the watcher's own lines (%(default)s)")  # fmt: skip
+
+
+def _watch(args: argparse.Namespace) -> int:
+    import logging
+
+    from prefect_scenario.waiting.service import watch_forever
+
+    # Prefect's logging setup leaves loggers other than its own at WARNING: show each cycle that did something.
+    logging.getLogger("prefect_scenario").setLevel(args.log_level)
+    print(f"training watcher: a cycle at most every {args.interval:g}s (no flow runs)", file=sys.stderr)
+    try:
+        asyncio.run(watch_forever(args.scenario_block, interval=args.interval))
+    except KeyboardInterrupt:
+        pass  # stopping between or inside a cycle loses nothing: Prefect holds every wait
+    return 0
 
 
 def _webhook_commands(commands: Any) -> None:
@@ -219,10 +244,7 @@ def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from prefect import serve
-
-    from prefect_scenario.exceptions import ConfigurationError
-    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
+    from prefect_scenario.retraining.deployments import ServeConfig, serve_all
 
     config = ServeConfig(
         bucket=args.bucket,
@@ -240,10 +262,7 @@ def _serve(args: argparse.Namespace) -> int:
         wait=args.wait,
         watch_interval_seconds=args.watch_interval,
     )
-    deployments = build_deployments(config)
-    if not deployments:
-        raise ConfigurationError("nothing to serve: give --bucket, or a --watch-interval above 0")
-    serve(*deployments)
+    serve_all(config)
     return 0
 
 
@@ -301,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_webhooks(args))
         if args.command == "webhook-receiver":
             return _webhook_receiver(args)
+        if args.command == "watch":
+            return _watch(args)
         if args.command == "demo":
             demo_main = _emulator_entry("scenario_emulator.demo")
             return 2 if demo_main is None else int(demo_main())

@@ -2,9 +2,10 @@
 
 The same as ``deployments/prefect.yaml`` describes for a work pool:
 
-- ``scenario-training-watcher/training-watcher``: resumes the training runs suspended by
-  ``wait="suspend"`` once their trainings end (:mod:`prefect_scenario.waiting.watcher`),
-  every ``watch_interval_seconds``; the only deployment served without a bucket;
+- no watcher deployment: the training watcher, which resumes the runs suspended by
+  ``wait="suspend"`` once their trainings end, is a loop in the serving process
+  (:mod:`prefect_scenario.waiting.service`, a thread beside the served flows, every
+  ``watch_interval_seconds``), not a flow run per cycle; without a bucket it is all that runs;
 
 - ``scenario-s3-curated-images-sensor/s3-curated-images-sensor``: the sensor on an
   interval schedule;
@@ -36,12 +37,17 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from prefect import serve as prefect_serve
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
+from prefect_scenario.credentials import resolve_credentials
+from prefect_scenario.exceptions import ConfigurationError
 from prefect_scenario.retraining.flows import (
     EVENT_DATASET_READY,
     RETRAIN_DEPLOYMENT,
@@ -49,19 +55,17 @@ from prefect_scenario.retraining.flows import (
     retrain_from_s3,
     s3_curated_images_sensor,
 )
+from prefect_scenario.waiting.service import start_watch_thread
 from prefect_scenario.waiting.suspension import WaitMode
-from prefect_scenario.waiting.watcher import DEFAULT_WATCH_INTERVAL, scenario_training_watcher
+from prefect_scenario.waiting.watcher import DEFAULT_WATCH_INTERVAL
 
 __all__ = [
     "RETRAIN_DEPLOYMENT",
-    "WATCHER_DEPLOYMENT",
     "ServeConfig",
     "block_reference",
     "build_deployments",
-    "watcher_deployment",
+    "serve_all",
 ]
-
-WATCHER_DEPLOYMENT = "scenario-training-watcher/training-watcher"
 
 _CHECK_PARAMETER_SCHEMA = False  # see the module docstring: AwsCredentials references
 
@@ -94,27 +98,38 @@ class ServeConfig:
     queue_url: str | None = None
     wait: WaitMode = "poll"
     ignore_sidecar_edits: bool = False
+    # Seconds between the in-process watcher's cycles (0 or None: no watcher in this process).
     watch_interval_seconds: float | None = DEFAULT_WATCH_INTERVAL
 
 
-def watcher_deployment(config: ServeConfig) -> RunnerDeployment:
-    """The training watcher on an interval schedule."""
-    credentials = {"credentials": block_reference("scenario-credentials", config.scenario_block)}
-    deployment = scenario_training_watcher.to_deployment(
-        name=WATCHER_DEPLOYMENT.split("/")[1],
-        interval=config.watch_interval_seconds or DEFAULT_WATCH_INTERVAL,
-        parameters=credentials,
-        description="Resume the training runs suspended while Scenario trains, once their trainings end.",
-        enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
-    )
-    return cast(RunnerDeployment, deployment)
+def serve_all(config: ServeConfig, serve: Callable[..., object] = prefect_serve) -> None:
+    """Serve :func:`build_deployments` and run the training watcher's loop beside them, in this process.
+
+    The watcher is a daemon thread (no flow run, no schedule): it ends with the process and,
+    Prefect being its only state, loses nothing when killed. Without a bucket it is all that runs.
+
+    Raises:
+        ConfigurationError: nothing to serve (no bucket and a watch interval of 0).
+    """
+    deployments = build_deployments(config)
+    interval = config.watch_interval_seconds
+    if not deployments and not interval:
+        raise ConfigurationError("nothing to serve: give --bucket, or a --watch-interval above 0")
+    watcher = None
+    if interval:
+        # Resolved here, so missing credentials stop the command instead of only the thread.
+        credentials = asyncio.run(resolve_credentials(config.scenario_block))
+        watcher = start_watch_thread(credentials, interval=interval)
+    if deployments:
+        serve(*deployments)
+    elif watcher is not None:
+        watcher.join()
 
 
 def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
-    """The watcher, and with a bucket the sensor, retrain and cron deployments, for ``config``."""
-    watcher = [watcher_deployment(config)] if config.watch_interval_seconds != 0 else []
+    """With a bucket, the sensor, retrain and cron deployments for ``config`` (the watcher is no deployment)."""
     if config.bucket is None:
-        return watcher
+        return []
     aws = {"aws_credentials": block_reference("aws-credentials", config.aws_block)}
     both = {**aws, "credentials": block_reference("scenario-credentials", config.scenario_block)}
     watched = {"bucket": config.bucket, "prefix": config.prefix, "ignore_sidecar_edits": config.ignore_sidecar_edits}
@@ -144,7 +159,7 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
         enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
     )  # fmt: skip
     # `to_deployment` is sync-compatible: called from sync code it returns the deployment.
-    deployments: list[Any] = [*watcher, sensor, retrain]
+    deployments: list[Any] = [sensor, retrain]
     if config.cron:
         deployments.append(
             retrain_changed_datasets.to_deployment(

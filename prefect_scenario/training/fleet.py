@@ -35,6 +35,7 @@ from prefect_scenario.training.options import (
 )
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.slots import fleet_slots
 from prefect_scenario.waiting.suspension import (
     WaitMode,
     WaitRecord,
@@ -153,7 +154,8 @@ async def train_lora_fleet(
         request.check()
     if mode == "suspend" and (record := resumed_record()) is not None:
         return _outcome(await _resumed(resolved, jobs, record, poll_policy), raise_on_failure)
-    outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
+    async with fleet_slots(resolved, poll_policy):  # a trigger waiting for a slot goes when a fleet training ends
+        outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     started = [o for o in outcomes if isinstance(o, TrainingResult)]
     pending = [r.model_id for r in started if r.status != "trained"]

@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -65,6 +64,7 @@ from prefect_scenario.training.cancellation import remember_run
 from prefect_scenario.training.reconcile import find_run_model, image_identity
 from prefect_scenario.training.uploads import upload_images
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.slots import note_started, wait_for_a_slot
 
 __all__ = [
     "add_scenario_training_images",
@@ -260,7 +260,9 @@ async def _train_when_a_slot_frees(
     reporter = ProgressReporter(key=artifact_key("scenario-training", model_id))
     while True:
         try:
-            return await client.train(model_id, parameters, reconcile=reconcile)
+            answer = await client.train(model_id, parameters, reconcile=reconcile)
+            note_started(model_id)  # a fleet's slot watch then sees it end
+            return answer
         except PlanLimitError as exc:
             if exc.action_name not in SLOT_LIMITS:
                 raise
@@ -274,10 +276,12 @@ async def _train_when_a_slot_frees(
                     waited_seconds=slot_timeout_seconds,
                 ) from None
             message = f"waiting for a training slot: {limit} of {limit} in use"
-            run_logger().info("%s (plan limit %s); checking again in %.0fs", message, exc.action_name,
+            run_logger().info("%s (plan limit %s); checking again in %.0fs, or once a training of this fleet ends",
+                              message, exc.action_name,
                               min(poll_policy.slot_check, remaining))  # fmt: skip
             await reporter.note(message)
-            await asyncio.sleep(max(0.0, min(poll_policy.slot_check, remaining)))
+            # At once when the fleet sees one of its own trainings end; else on the timer (others' slots).
+            await wait_for_a_slot(min(poll_policy.slot_check, remaining))
 
 
 @scenario_task(name="scenario-trigger-training", task_run_name="scenario-trigger-training-{model_id}", **TASK_OPTIONS)

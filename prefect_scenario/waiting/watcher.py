@@ -2,7 +2,8 @@
 
 A run with ``wait="suspend"`` holds no process while Scenario trains
 (:mod:`prefect_scenario.waiting.suspension`); this module brings it back. Each cycle of
-:func:`watch_once` (the ``scenario-training-watcher`` deployment, on a short interval):
+:func:`watch_once` (run in one long-lived process by :mod:`prefect_scenario.waiting.service`,
+``prefect-scenario watch``; never a flow run per cycle):
 
 1. asks Prefect for the runs tagged ``scenario-waiting`` (suspended, or ended without
    their process: cancelled, failed, crashed); Prefect is the only record, so a watcher
@@ -154,6 +155,15 @@ class WatchReport(BaseModel):
     cancelled_trainings: list[str] = Field(default_factory=list, description="Models whose training was cancelled.")
     forgotten: list[str] = Field(default_factory=list, description="Ended runs no longer watched.")
     bulk_requests: int = Field(0, description="POST /models/get-bulk requests sent.")
+    ended: list[str] = Field(default_factory=list, description="Waited-for models read in a terminal status.")
+    next_check_seconds: float | None = Field(
+        None, description="Seconds until the earliest predicted end of a training still waited for (if predicted)."
+    )
+
+    def expect_end_in(self, seconds: float) -> None:
+        """Remember a predicted end: the report keeps the earliest."""
+        if self.next_check_seconds is None or seconds < self.next_check_seconds:
+            self.next_check_seconds = max(0.0, seconds)
 
 
 async def find_waiting_runs(
@@ -196,7 +206,14 @@ class _Cycle:
         if not ids:
             return {}
         self.report.bulk_requests += math.ceil(len(ids) / BULK_CHUNK)
-        return {m.id: m for m in await client.get_models_bulk(ids)}
+        models = {m.id: m for m in await client.get_models_bulk(ids)}
+        for model in models.values():
+            progress = model.training_progress
+            if model.is_terminal:
+                self.report.ended.append(model.id)
+            elif progress is not None and progress.remaining_time_ms is not None:
+                self.report.expect_end_in(progress.remaining_time_ms / 1000.0)
+        return models
 
     async def act(self, client: ScenarioClient, run: WaitingRun, decision: Decision, models: dict[str, Model]) -> None:
         logger = run_logger()
@@ -279,8 +296,10 @@ async def settle_model(model_id: str, credentials: ScenarioCredentials | str | N
 async def scenario_training_watcher(credentials: ScenarioCredentials | None = None) -> WatchReport:
     """Resume every suspended training run whose training ended; cancel what must be cancelled.
 
-    Serve it on a short interval (``prefect-scenario serve`` does, every 30 s by default); it
-    keeps no state of its own, so any number of cycles, overlapping or killed, is safe.
+    Kept for deployments created before the watcher became a service: nothing in this package
+    schedules it any more (a flow run per cycle floods the runs list), run
+    ``prefect-scenario watch`` instead. It keeps no state of its own, so any number of cycles,
+    overlapping or killed, is safe.
 
     Args:
         credentials: a ``ScenarioCredentials`` block for runs that did not use one (None: the

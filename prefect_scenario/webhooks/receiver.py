@@ -17,11 +17,14 @@ path or a secret):
 3. a body over ``max_body_bytes`` (64 KiB), by ``Content-Length`` or as it streams: 413;
 4. a body that is not a JSON object: 400;
 5. otherwise 202 at once; the first model id found (:func:`extract_model_ids`) is
-   hinted in the background, at most once per ``cooldown_seconds`` per model and event
-   (:class:`HintGate`, :func:`event_kind`) and with at most ``max_in_flight`` hints
+   hinted in the background, per model and event as :class:`~prefect_scenario.webhooks.gate.HintGate`
+   decides (:func:`event_kind`): the ``cooldown_seconds`` start only after a read that found
+   the training ended, so a forged or early delivery never delays the real one; reads are at
+   most one a second per model, coalesced, never dropped; with at most ``max_in_flight`` hints
    running; more wait their turn, up to ``max_queued`` in all (a fleet's trainings end
    together: 20 deliveries within a second are 20 resumes, not 8), and past that are
-   dropped for the watcher. A replay flood of one delivery costs one GET per cooldown.
+   dropped for the watcher. A replay flood of an ended training's delivery costs one GET
+   per cooldown; of a forged one, one GET a second at most.
    A delivery that says it is ``model.training.started`` is not hinted: a start never
    resumes anything, and skipping work on the word of an unsigned delivery is safe
    (acting on it is not).
@@ -39,14 +42,15 @@ import hmac
 import json
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.waiting.watcher import settle_model
+from prefect_scenario.waiting.watcher import WatchReport, settle_model
 from prefect_scenario.webhooks.block import TRAINING_EVENTS, ScenarioWebhook
+from prefect_scenario.webhooks.gate import DEFAULT_COOLDOWN_SECONDS, HintGate
 
 __all__ = [
     "DEFAULT_COOLDOWN_SECONDS",
@@ -61,7 +65,6 @@ __all__ = [
 ]
 
 MAX_BODY_BYTES = 64 * 1024
-DEFAULT_COOLDOWN_SECONDS = 30.0
 # Hints running or waiting for a slot: room for a night's fleet of 200 trainings ending at
 # once; each waiting hint is a small task, and a flood of made-up ids past it is dropped.
 DEFAULT_MAX_QUEUED = 500
@@ -153,44 +156,6 @@ def event_kind(payload: object) -> str:
     return "other"
 
 
-class HintGate:
-    """At most one hint per model per ``cooldown_seconds``; remembers at most ``max_models``.
-
-    Example:
-        >>> now = [0.0]
-        >>> gate = HintGate(cooldown_seconds=30, clock=lambda: now[0])
-        >>> gate.admit("model_a"), gate.admit("model_a")
-        (True, False)
-        >>> now[0] = 31.0
-        >>> gate.admit("model_a")
-        True
-    """
-
-    def __init__(
-        self,
-        cooldown_seconds: float = DEFAULT_COOLDOWN_SECONDS,
-        *,
-        max_models: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.cooldown_seconds = cooldown_seconds
-        self.max_models = max_models
-        self._clock = clock
-        self._last: OrderedDict[str, float] = OrderedDict()
-
-    def admit(self, model_id: str) -> bool:
-        """Whether to hint ``model_id`` now (and if so, start its cooldown)."""
-        now = self._clock()
-        while self._last and now - next(iter(self._last.values())) >= self.cooldown_seconds:
-            self._last.popitem(last=False)  # oldest first: expired cooldowns go
-        if model_id in self._last:
-            return False
-        if len(self._last) >= self.max_models:
-            self._last.popitem(last=False)
-        self._last[model_id] = now
-        return True
-
-
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -212,7 +177,7 @@ class WebhookReceiver:
         max_in_flight: hints running at once; more wait their turn.
         max_queued: hints running or waiting; more are dropped (the watcher catches up).
         hint_timeout: seconds one hint may run.
-        clock: the cooldown's clock.
+        clock, sleep: the gate's clock and the wait before a deferred read (tests move time).
     """
 
     def __init__(
@@ -226,6 +191,7 @@ class WebhookReceiver:
         max_queued: int = DEFAULT_MAX_QUEUED,
         hint_timeout: float = 120.0,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         token = path.rstrip("/").rpartition("/")[2]
         if len(token) < 16 or not path.startswith("/"):
@@ -239,6 +205,7 @@ class WebhookReceiver:
         self._slots = asyncio.Semaphore(max_in_flight)
         self.hint_timeout = hint_timeout
         self.hints_started = 0
+        self._sleep = sleep
         self._tasks: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -318,20 +285,31 @@ class WebhookReceiver:
                 log.warning("webhook hint for %s dropped: %d hints under way or waiting", model_id, len(self._tasks))
                 return 0
             # Per model and event kind: a forged "completed" cannot silence a real "failed".
-            if not self.gate.admit(f"{model_id} {kind}"):
-                log.info("webhook hint for %s skipped: hinted less than %gs ago", model_id,
-                         self.gate.cooldown_seconds)  # fmt: skip
+            key = f"{model_id} {kind}"
+            delay = self.gate.admit(key)
+            if delay is None:
+                log.info("webhook hint for %s coalesced: a read of it is under way, due or ended lately", model_id)
                 return 0
-            log.info("webhook hint for %s: re-reading the model", model_id)
+            log.info("webhook hint for %s: re-reading the model%s", model_id, f" in {delay:.2f}s" if delay else "")
             self.hints_started += 1
-            task = asyncio.create_task(self._run_hint(model_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(model_id, key, delay)
             return 1
         log.info("webhook delivery names no model id; nothing to do")
         return 0
 
-    async def _run_hint(self, model_id: str) -> None:
+    def _spawn(self, model_id: str, key: str, delay: float) -> None:
+        due = self.gate.due(key)
+        assert due is not None
+        task = asyncio.create_task(self._run_hint(model_id, key, due, delay))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_hint(self, model_id: str, key: str, due: float, delay: float) -> None:
+        if delay > 0:
+            await self._sleep(delay)
+        if not self.gate.begin(key, due):
+            return
+        ended, recheck = False, None
         try:
             async with self._slots:  # the timeout counts from the hint's start, not its wait for a slot
                 outcome = await asyncio.wait_for(self.on_hint(model_id), timeout=self.hint_timeout)
@@ -339,6 +317,11 @@ class WebhookReceiver:
             log.warning("webhook hint for %s failed: %s", model_id, type(exc).__name__)
         else:
             log.info("webhook hint for %s done: %s", model_id, _short(outcome))
+            ended, recheck = _what_the_read_found(outcome, model_id)
+        again = self.gate.done(key, ended=ended, recheck_in=recheck)
+        if again is not None:
+            log.info("webhook hint for %s: the training goes on; one re-check in %.2fs", model_id, again)
+            self._spawn(model_id, key, again)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -349,6 +332,18 @@ class WebhookReceiver:
                 await self.drain()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+# What a custom ``on_hint`` may answer for a training still under way (its model's status).
+_UNDER_WAY = frozenset({"new", "draft", "training", "queued"})
+
+
+def _what_the_read_found(outcome: object, model_id: str) -> tuple[bool, float | None]:
+    """(the training ended, seconds to its predicted end) from a hint's outcome."""
+    if isinstance(outcome, WatchReport):
+        ended = model_id in outcome.ended or bool(outcome.resumed or outcome.timed_out)
+        return ended, None if ended else outcome.next_check_seconds
+    return not (isinstance(outcome, str) and outcome in _UNDER_WAY), None
 
 
 def _no_constants(name: str) -> None:

@@ -46,8 +46,10 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
     )
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployments = {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}
-    expected = {"training-watcher", "s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"}
+    expected = {"s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"}
     assert expected <= set(deployments)
+    # The watcher is a service (`prefect-scenario watch`), never a scheduled flow run per cycle.
+    assert "training-watcher" not in deployments
     check_kubernetes_deployments(deployments)
 
 

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from prefect_aws import AwsClientParameters, AwsCredentials
 
+from prefect_scenario.exceptions import ConfigurationError
 from prefect_scenario.retraining.flows import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import FAST_POLL, credentials_for
@@ -175,11 +176,9 @@ def test_block_parameters_are_typed_for_the_run_form() -> None:
 def test_a_saved_block_is_passed_by_reference() -> None:
     from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
 
-    watcher, sensor, retrain, cron = build_deployments(
+    sensor, retrain, cron = build_deployments(
         ServeConfig(bucket="b", aws_block="moto", scenario_block="emu", wait="suspend")
     )
-    assert watcher.name == "training-watcher"
-    assert watcher.parameters == {"credentials": {"$ref": {"block_document_slug": "scenario-credentials/emu"}}}
     assert retrain.parameters["wait"] == "suspend"
     assert sensor.parameters["aws_credentials"] == {"$ref": {"block_document_slug": "aws-credentials/moto"}}
     assert retrain.parameters["credentials"] == {"$ref": {"block_document_slug": "scenario-credentials/emu"}}
@@ -187,12 +186,35 @@ def test_a_saved_block_is_passed_by_reference() -> None:
     assert sensor.parameters["retrain_deployment"] == "scenario-retrain-from-s3/retrain-from-s3"
 
 
-def test_without_a_bucket_only_the_watcher_is_served() -> None:
-    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments
+def test_no_watcher_deployment_is_served_it_runs_in_the_serving_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect_scenario.retraining import deployments as module
+    from prefect_scenario.retraining.deployments import ServeConfig, build_deployments, serve_all
 
-    (watcher,) = build_deployments(ServeConfig(watch_interval_seconds=2))
-    assert watcher.name == "training-watcher" and watcher.schedules[0].schedule.interval.total_seconds() == 2
-    assert build_deployments(ServeConfig(watch_interval_seconds=0)) == []
+    with_bucket = build_deployments(ServeConfig(bucket="b", watch_interval_seconds=2))
+    assert "scenario-training-watcher" not in {d.flow_name for d in with_bucket}
+    assert build_deployments(ServeConfig(watch_interval_seconds=2)) == []
+    threads: list[tuple[object, float]] = []
+    served: list[object] = []
+
+    class Thread:
+        def join(self) -> None:
+            served.append("joined")
+
+    def start(credentials: object, *, interval: float) -> Thread:
+        threads.append((credentials, interval))
+        return Thread()
+
+    async def resolve(block: str | None) -> str:
+        return f"credentials {block}"
+
+    monkeypatch.setattr(module, "start_watch_thread", start)
+    monkeypatch.setattr(module, "resolve_credentials", resolve)
+    serve_all(ServeConfig(watch_interval_seconds=2, scenario_block=None), serve=lambda *d: served.append(d))
+    assert [interval for _, interval in threads] == [2] and served == ["joined"]  # no bucket: the watcher alone
+    serve_all(ServeConfig(bucket="b", watch_interval_seconds=5), serve=lambda *d: served.append(len(d)))
+    assert [interval for _, interval in threads] == [2, 5] and served[-1] == 3
+    with pytest.raises(ConfigurationError, match="nothing to serve"):
+        serve_all(ServeConfig(watch_interval_seconds=0), serve=lambda *d: served.append(d))
 
 
 async def test_s3_captions_and_sidecar_captions_become_descriptions(

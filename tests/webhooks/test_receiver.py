@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from prefect_scenario.webhooks.receiver import HintGate, WebhookReceiver, event_kind, extract_model_ids
+from prefect_scenario.webhooks.receiver import WebhookReceiver, event_kind, extract_model_ids
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import credentials_for
 from tests.webhooks.hints import CountingHint, model_gets
@@ -80,18 +80,6 @@ def test_event_kind() -> None:
     assert event_kind({"event": "model.training.cancelled"}) == "model.training.cancelled"
     assert event_kind({"event": {"name": "model.training.started"}}) == "model.training.started"
     assert event_kind({"type": "anything"}) == event_kind([]) == "other"
-
-
-def test_the_gate_lets_one_hint_per_cooldown_and_forgets_old_models() -> None:
-    now = [0.0]
-    gate = HintGate(cooldown_seconds=10, max_models=2, clock=lambda: now[0])
-    assert [gate.admit("a"), gate.admit("a"), gate.admit("b")] == [True, False, True]
-    now[0] = 9.9
-    assert gate.admit("a") is False
-    now[0] = 10.0
-    assert gate.admit("a") is True
-    assert gate.admit("c") and gate.admit("d")  # at most 2 remembered: the oldest ones go
-    assert len(gate._last) == 2
 
 
 def test_a_wrong_path_is_404_and_costs_nothing(receiver_url: str, hint: CountingHint, fast_emulator: EmulatorServer):
