@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer, field_validator
 
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidParametersError, InvalidTrainingTypeError
 
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_SAMPLE_PROMPTS",
     "MIN_IMAGES",
     "RECOMMENDED_IMAGES",
+    "SECRET_PARAMETERS",
     "TRAINING_TYPES",
     "TrainingParameters",
     "TrainingType",
@@ -180,6 +181,12 @@ def get_training_type(type_id: str) -> TrainingType:
 # -- parameters ------------------------------------------------------------------
 
 
+_NUMERIC_FIELDS = (
+    "learning_rate", "rank", "batch_size", "nb_epochs", "nb_repeats", "max_train_steps",
+    "learning_rate_text_encoder", "seed",
+)  # fmt: skip
+
+
 class TrainingParameters(BaseModel):
     """Training parameters, by their wire names (snake_case names are accepted too).
 
@@ -197,13 +204,15 @@ class TrainingParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    learning_rate: float | None = Field(None, alias="learningRate", ge=0.00001, le=0.001)
+    learning_rate: float | None = Field(None, alias="learningRate", ge=0.00001, le=0.001, allow_inf_nan=False)
     rank: int | None = Field(None, ge=2, le=128)
     batch_size: int | None = Field(None, alias="batchSize", ge=1, le=8)
     nb_epochs: int | None = Field(None, alias="nbEpochs", ge=1, le=100)
     nb_repeats: int | None = Field(None, alias="nbRepeats", ge=1, le=100)
     max_train_steps: int | None = Field(None, alias="maxTrainSteps", ge=0, le=10000)
-    learning_rate_text_encoder: float | None = Field(None, alias="learningRateTextEncoder", ge=0.000001, le=0.001)
+    learning_rate_text_encoder: float | None = Field(
+        None, alias="learningRateTextEncoder", ge=0.000001, le=0.001, allow_inf_nan=False
+    )
     seed: int | None = Field(None, ge=0, description="For reproducibility (deprecated by the SDK, still accepted).")
     concept_prompt: str | None = Field(None, alias="conceptPrompt")
     # The SDK enum has only "likeness"; its docstring also describes "all" and "none".
@@ -212,6 +221,14 @@ class TrainingParameters(BaseModel):
     sample_source_images: list[str] | None = Field(None, alias="sampleSourceImages")
     # A Weights & Biases key is a secret: kept masked everywhere but on the wire.
     wandb_key: SecretStr | None = Field(None, alias="wandbKey", max_length=40)
+
+    @field_validator(*_NUMERIC_FIELDS, mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # Pydantic reads True as 1 in lax mode: `--param nbEpochs=true` would train one epoch.
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        return value
 
     @field_serializer("wandb_key", when_used="json")
     def _mask(self, value: SecretStr | None) -> str | None:
@@ -231,6 +248,16 @@ class TrainingParameters(BaseModel):
         return wire
 
 
+# Parameters that are secrets: SecretStr in TrainingParameters (so in every block, option set and
+# flow parameter built from it), masked in JSON, never repeated in an error; unwrapped only by to_wire().
+SECRET_PARAMETERS = frozenset({"wandbKey"})
+
+
+def _is_secret(loc: str) -> bool:
+    fields = {f for f, info in TrainingParameters.model_fields.items() if info.alias in SECRET_PARAMETERS}
+    return any(part in SECRET_PARAMETERS or part in fields for part in loc.split("."))
+
+
 def describe_validation_error(
     error: ValidationError, *, noun: str = "parameter", whole: str = "parameters", show_input: bool = True
 ) -> str:
@@ -240,7 +267,7 @@ def describe_validation_error(
         loc = ".".join(str(p) for p in item["loc"]) or whole
         if item["type"] == "extra_forbidden":
             parts.append(f"unknown {noun} {loc!r}")
-        elif show_input:
+        elif show_input and not _is_secret(loc):
             parts.append(f"{loc}: {item['msg']} (got {item.get('input')!r})")
         else:
             parts.append(f"{loc}: {item['msg']}")
