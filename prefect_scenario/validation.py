@@ -288,23 +288,25 @@ def read_bounded(
         raise error(f"{where}: no such file") from None
     except OSError as exc:
         raise error(f"{where}: cannot open {what} ({exc.strerror or type(exc).__name__})") from None
-    with os.fdopen(fd, "rb", buffering=0) as handle:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise error(f"{where}: {what} must be a regular file, not a {_kind(info.st_mode)}")
         if info.st_size > limit:
             raise error(f"{where}: {what} is {_size(info.st_size)}, over the {_size(limit)} limit")
-        data = _read_at_most(handle, limit + 1)
+        data = _read_at_most(fd, limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise error(f"{where}: {what} is over the {_size(limit)} limit")
     return data
 
 
-def _read_at_most(handle: Any, count: int) -> bytes:
+def _read_at_most(fd: int, count: int) -> bytes:
     chunks: list[bytes] = []
     left = count
     while left > 0:
-        chunk = handle.read(min(left, 1024 * 1024))
+        chunk = os.read(fd, min(left, 1024 * 1024))
         if not chunk:
             break
         chunks.append(chunk)
