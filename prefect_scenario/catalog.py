@@ -24,7 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidParametersError, InvalidTrainingTypeError
 
@@ -219,8 +228,10 @@ class TrainingParameters(BaseModel):
     optimize_for: Literal["likeness", "all", "none"] | None = Field(None, alias="optimizeFor")
     sample_prompts: list[str] | None = Field(None, alias="samplePrompts", max_length=MAX_SAMPLE_PROMPTS)
     sample_source_images: list[str] | None = Field(None, alias="sampleSourceImages")
-    # A Weights & Biases key is a secret: kept masked everywhere but on the wire.
-    wandb_key: SecretStr | None = Field(None, alias="wandbKey", max_length=40)
+    # A Weights & Biases key is a secret: kept masked everywhere but on the wire. Its field is
+    # named as on the wire (no alias): Prefect masks a block's nested secrets by field name
+    # (``parameters.wandbKey``) in the data it stores by alias, so the two must be the same.
+    wandbKey: SecretStr | None = Field(None, validation_alias=AliasChoices("wandbKey", "wandb_key"), max_length=40)
 
     @field_validator(*_NUMERIC_FIELDS, mode="before")
     @classmethod
@@ -230,7 +241,7 @@ class TrainingParameters(BaseModel):
             raise ValueError("a boolean is not a number")
         return value
 
-    @field_serializer("wandb_key", when_used="json")
+    @field_serializer("wandbKey", when_used="json")
     def _mask(self, value: SecretStr | None) -> str | None:
         return None if value is None else "**********"
 
@@ -240,8 +251,8 @@ class TrainingParameters(BaseModel):
         ``wandbKey`` is unwrapped here and only here: this is the body the client sends.
         """
         wire = self.model_dump(by_alias=True, exclude_none=True, mode="python")
-        if self.wandb_key is not None:
-            wire["wandbKey"] = self.wandb_key.get_secret_value()
+        if self.wandbKey is not None:
+            wire["wandbKey"] = self.wandbKey.get_secret_value()
         for key, value in wire.items():
             if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - ge/le refuse these
                 raise InvalidParametersError(f"parameter {key!r} must be a finite number")
@@ -254,8 +265,7 @@ SECRET_PARAMETERS = frozenset({"wandbKey"})
 
 
 def _is_secret(loc: str) -> bool:
-    fields = {f for f, info in TrainingParameters.model_fields.items() if info.alias in SECRET_PARAMETERS}
-    return any(part in SECRET_PARAMETERS or part in fields for part in loc.split("."))
+    return any(part in SECRET_PARAMETERS or part == "wandb_key" for part in loc.split("."))
 
 
 def describe_validation_error(

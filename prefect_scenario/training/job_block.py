@@ -19,14 +19,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
 from prefect_scenario.api.models import Model
+from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL, ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingError
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
@@ -125,7 +124,8 @@ class ScenarioTraining(JobBlock[TrainingResult]):
     name: str = Field(description="The model name.")
     training_type: str = Field(description="The LoRA training type, e.g. flux.2-dev-lora.")
     images: list[str] = Field(description="Training images: local paths, s3:// URIs or asset ids.")
-    parameters: dict[str, Any] | None = Field(default=None, description="Training parameters, by wire name.")
+    # A model, not a dict: its secrets (wandbKey) are SecretStr, so Prefect stores and serves them masked.
+    parameters: TrainingParameters | None = Field(default=None, description="Training parameters, by wire name.")
     timeout_seconds: float = Field(default=4 * 3600, gt=0, description="How long to wait for the training.")
     idempotency_key: str | None = Field(default=None, description="The run key; derived from the dataset if unset.")
     force: bool = Field(default=False, description="Train again even if an identical dataset already trained.")
