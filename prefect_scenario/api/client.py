@@ -209,13 +209,8 @@ class ScenarioClient(HttpSeam):
         A training image's id is its asset id. Setting the same text twice changes nothing,
         so it is retried like a read.
         """
-        await self._request(
-            "PUT",
-            f"/assets/{asset_segment(asset_id)}",
-            route="PUT /assets/{id}",
-            json={"description": description},
-            idempotent=True,
-        )
+        path, body = f"/assets/{asset_segment(asset_id)}", {"description": description}
+        await self._request("PUT", path, route="PUT /assets/{id}", json=body, idempotent=True)
 
     async def set_training_pairs(self, model_id: str, pairs: Sequence[Mapping[str, str]]) -> PairsResult:
         """``PUT /models/{id}/training-images/pairs``: replaces all pairs, so it is idempotent."""
