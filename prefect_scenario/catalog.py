@@ -24,7 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_serializer
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidParametersError, InvalidTrainingTypeError
 
@@ -34,6 +43,7 @@ __all__ = [
     "MAX_SAMPLE_PROMPTS",
     "MIN_IMAGES",
     "RECOMMENDED_IMAGES",
+    "SECRET_PARAMETERS",
     "TRAINING_TYPES",
     "TrainingParameters",
     "TrainingType",
@@ -180,6 +190,12 @@ def get_training_type(type_id: str) -> TrainingType:
 # -- parameters ------------------------------------------------------------------
 
 
+_NUMERIC_FIELDS = (
+    "learning_rate", "rank", "batch_size", "nb_epochs", "nb_repeats", "max_train_steps",
+    "learning_rate_text_encoder", "seed",
+)  # fmt: skip
+
+
 class TrainingParameters(BaseModel):
     """Training parameters, by their wire names (snake_case names are accepted too).
 
@@ -197,23 +213,35 @@ class TrainingParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    learning_rate: float | None = Field(None, alias="learningRate", ge=0.00001, le=0.001)
+    learning_rate: float | None = Field(None, alias="learningRate", ge=0.00001, le=0.001, allow_inf_nan=False)
     rank: int | None = Field(None, ge=2, le=128)
     batch_size: int | None = Field(None, alias="batchSize", ge=1, le=8)
     nb_epochs: int | None = Field(None, alias="nbEpochs", ge=1, le=100)
     nb_repeats: int | None = Field(None, alias="nbRepeats", ge=1, le=100)
     max_train_steps: int | None = Field(None, alias="maxTrainSteps", ge=0, le=10000)
-    learning_rate_text_encoder: float | None = Field(None, alias="learningRateTextEncoder", ge=0.000001, le=0.001)
+    learning_rate_text_encoder: float | None = Field(
+        None, alias="learningRateTextEncoder", ge=0.000001, le=0.001, allow_inf_nan=False
+    )
     seed: int | None = Field(None, ge=0, description="For reproducibility (deprecated by the SDK, still accepted).")
     concept_prompt: str | None = Field(None, alias="conceptPrompt")
     # The SDK enum has only "likeness"; its docstring also describes "all" and "none".
     optimize_for: Literal["likeness", "all", "none"] | None = Field(None, alias="optimizeFor")
     sample_prompts: list[str] | None = Field(None, alias="samplePrompts", max_length=MAX_SAMPLE_PROMPTS)
     sample_source_images: list[str] | None = Field(None, alias="sampleSourceImages")
-    # A Weights & Biases key is a secret: kept masked everywhere but on the wire.
-    wandb_key: SecretStr | None = Field(None, alias="wandbKey", max_length=40)
+    # A Weights & Biases key is a secret: kept masked everywhere but on the wire. Its field is
+    # named as on the wire (no alias): Prefect masks a block's nested secrets by field name
+    # (``parameters.wandbKey``) in the data it stores by alias, so the two must be the same.
+    wandbKey: SecretStr | None = Field(None, validation_alias=AliasChoices("wandbKey", "wandb_key"), max_length=40)
 
-    @field_serializer("wandb_key", when_used="json")
+    @field_validator(*_NUMERIC_FIELDS, mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        # Pydantic reads True as 1 in lax mode: `--param nbEpochs=true` would train one epoch.
+        if isinstance(value, bool):
+            raise ValueError("a boolean is not a number")
+        return value
+
+    @field_serializer("wandbKey", when_used="json")
     def _mask(self, value: SecretStr | None) -> str | None:
         return None if value is None else "**********"
 
@@ -223,12 +251,21 @@ class TrainingParameters(BaseModel):
         ``wandbKey`` is unwrapped here and only here: this is the body the client sends.
         """
         wire = self.model_dump(by_alias=True, exclude_none=True, mode="python")
-        if self.wandb_key is not None:
-            wire["wandbKey"] = self.wandb_key.get_secret_value()
+        if self.wandbKey is not None:
+            wire["wandbKey"] = self.wandbKey.get_secret_value()
         for key, value in wire.items():
             if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - ge/le refuse these
                 raise InvalidParametersError(f"parameter {key!r} must be a finite number")
         return wire
+
+
+# Parameters that are secrets: SecretStr in TrainingParameters (so in every block, option set and
+# flow parameter built from it), masked in JSON, never repeated in an error; unwrapped only by to_wire().
+SECRET_PARAMETERS = frozenset({"wandbKey"})
+
+
+def _is_secret(loc: str) -> bool:
+    return any(part in SECRET_PARAMETERS or part == "wandb_key" for part in loc.split("."))
 
 
 def describe_validation_error(
@@ -240,7 +277,7 @@ def describe_validation_error(
         loc = ".".join(str(p) for p in item["loc"]) or whole
         if item["type"] == "extra_forbidden":
             parts.append(f"unknown {noun} {loc!r}")
-        elif show_input:
+        elif show_input and not _is_secret(loc):
             parts.append(f"{loc}: {item['msg']} (got {item.get('input')!r})")
         else:
             parts.append(f"{loc}: {item['msg']}")

@@ -30,8 +30,24 @@ from typing import Any
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """No prefix abbreviations (``--typ`` is not ``--type``), and a usage error is one line, exit 2.
+
+    Sub-commands are built by the same class (argparse's ``parser_class`` default).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> Any:
+        from prefect_scenario.validation import escape_for_terminal
+
+        self.exit(2, f"{self.prog}: error: {escape_for_terminal(message)}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prefect-scenario", description="Scenario LoRA training with Prefect.")
+    parser = _Parser(prog="prefect-scenario", description="Scenario LoRA training with Prefect.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -136,8 +152,10 @@ async def _status(args: argparse.Namespace) -> int:
     from prefect_scenario.credentials import resolve_credentials
     from prefect_scenario.reporting import describe_progress
     from prefect_scenario.training.commands import Bar
+    from prefect_scenario.validation import escape_for_terminal, model_id
     from prefect_scenario.waiting.wait import wait_until_terminal
 
+    model_id(args.model_id)  # before the credentials: a bad id is refused without a server
     async with (await resolve_credentials(args.block)).get_client() as client:
         if args.watch:
             bar = Bar()
@@ -149,13 +167,16 @@ async def _status(args: argparse.Namespace) -> int:
                 model = await wait_until_terminal(client, args.model_id, timeout_seconds=7 * 24 * 3600, on_update=show)
         else:
             model = await client.get_model(args.model_id)
-    print(f"{model.id} {model.name or ''} [{model.type}]: {describe_progress(model.status, model.training_progress)}")
+    line = f"{model.id} {model.name or ''} [{model.type}]: {describe_progress(model.status, model.training_progress)}"
+    print(escape_for_terminal(line))
     return 0 if model.status != "failed" else 1
 
 
 async def _cancel(args: argparse.Namespace) -> int:
     from prefect_scenario.credentials import resolve_credentials
+    from prefect_scenario.validation import model_id
 
+    model_id(args.model_id)  # before the credentials: a bad id is refused without a server
     async with (await resolve_credentials(args.block)).get_client() as client:
         model = await client.get_model(args.model_id)
         if model.status == "training":
@@ -294,8 +315,41 @@ def _emulator_entry(module: str) -> Callable[..., Any] | None:
     return None
 
 
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("train", "train-edit"):
+        from prefect_scenario.training.commands import train, train_edit
+
+        return (train if args.command == "train" else train_edit)(args)
+    if args.command == "demo":
+        demo_main = _emulator_entry("scenario_emulator.demo")
+        return 2 if demo_main is None else int(demo_main())
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {
+        "status": lambda a: asyncio.run(_status(a)),
+        "cancel": lambda a: asyncio.run(_cancel(a)),
+        "serve": _serve,
+        "preflight": _preflight,
+        "webhooks": lambda a: asyncio.run(_webhooks(a)),
+        "webhook-receiver": _webhook_receiver,
+        "watch": _watch,
+    }
+    return commands[args.command](args)
+
+
+def _fail(exc: BaseException, code: int) -> int:
+    from prefect_scenario.validation import escape_for_terminal
+
+    # One line: a message holding a newline or an escape sequence (a name, a path) is shown escaped.
+    print(f"error: {escape_for_terminal(str(exc))}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``prefect-scenario`` command line."""
+    """Run the ``prefect-scenario`` command line.
+
+    The boundary of every command: bad input is one line on stderr and exit 2 (checked
+    before any server starts where it can be); a refusal to spend, and any other failure,
+    one line and exit 1. The traceback of a failed flow run stays in its log in the UI.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "emulator":
         emulator_main = _emulator_entry("scenario_emulator.server")
@@ -304,34 +358,15 @@ def main(argv: list[str] | None = None) -> int:
     from prefect_scenario.exceptions import InvalidInputError, ScenarioError
 
     try:
-        if args.command in ("train", "train-edit"):
-            from prefect_scenario.training.commands import train, train_edit
-
-            return (train if args.command == "train" else train_edit)(args)
-        if args.command == "status":
-            return asyncio.run(_status(args))
-        if args.command == "cancel":
-            return asyncio.run(_cancel(args))
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "preflight":
-            return _preflight(args)
-        if args.command == "webhooks":
-            return asyncio.run(_webhooks(args))
-        if args.command == "webhook-receiver":
-            return _webhook_receiver(args)
-        if args.command == "watch":
-            return _watch(args)
-        if args.command == "demo":
-            demo_main = _emulator_entry("scenario_emulator.demo")
-            return 2 if demo_main is None else int(demo_main())
+        return _dispatch(args)
     except InvalidInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 2  # pragma: no cover - argparse requires a command
+        return _fail(exc, 2)
+    except ScenarioError as exc:  # BudgetExceeded (a refusal to spend) among them
+        return _fail(exc, 1)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _fail(RuntimeError(f"{type(exc).__name__}: {exc}"), 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 
 from prefect_scenario.api.client import DEFAULT_BASE_URL, ScenarioClient
 from prefect_scenario.api.http import check_settings
@@ -124,7 +124,16 @@ async def resolve_credentials(value: ScenarioCredentials | str | None) -> Scenar
     if isinstance(value, ScenarioCredentials):
         credentials = value
     elif isinstance(value, str):
-        loaded = await ScenarioCredentials.aload(value)
+        if not value.strip():
+            raise ConfigurationError("--block needs the name of a saved ScenarioCredentials block")
+        try:
+            loaded = await ScenarioCredentials.aload(value)
+        except ValidationError as exc:  # never its text: the input holds the secrets
+            raise ConfigurationError(
+                f"the ScenarioCredentials block {value!r} does not validate ({exc.error_count()} error(s))"
+            ) from None
+        except ValueError:  # Prefect: "Unable to find block document named ..."
+            raise ConfigurationError(f"no ScenarioCredentials block named {value!r}") from None
         if not isinstance(loaded, ScenarioCredentials):
             raise ConfigurationError(f"block {value!r} is not a ScenarioCredentials block")
         credentials = loaded

@@ -10,6 +10,7 @@ One root, a subclass per cause, plain values only so that every error pickles
     │   ├── InvalidDatasetError
     │   │   └── DatasetPreflightError  the local preflight refused (findings)
     │   ├── InvalidImageError
+    │   ├── InvalidIdError         an id that does not have its kind's shape (model_…, asset_…)
     │   └── ConfigurationError     credentials, base URL
     ├── APIError                   the API said no, or could not be reached
     │   ├── APIStatusError         an HTTP error answer (status_code, request_id)
@@ -55,6 +56,7 @@ __all__ = [
     "DatasetRejected",
     "DuplicateTrainingImageError",
     "InvalidDatasetError",
+    "InvalidIdError",
     "InvalidImageError",
     "InvalidInputError",
     "InvalidParametersError",
@@ -121,6 +123,10 @@ class InvalidImageError(InvalidInputError):
     def __init__(self, message: str, *, source: str | None = None) -> None:
         super().__init__(message)
         self.source = source
+
+
+class InvalidIdError(InvalidInputError):
+    """A model, asset, job or endpoint id that does not have its shape; nothing was sent."""
 
 
 class ConfigurationError(InvalidInputError):

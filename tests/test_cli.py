@@ -116,6 +116,17 @@ def test_train_with_max_creative_units_and_a_saved_budget(
     assert [(e.status, e.actual) for e in mine] == [("spent", 84.0)]
 
 
+def pairs_file(tmp_path: Path) -> str:
+    """A valid two-pair file: the blocks are read after the server-free checks, which it passes."""
+    lines = []
+    for i in range(2):
+        (tmp_path / f"b{i}.png").write_bytes(png(840 + i))
+        (tmp_path / f"a{i}.png").write_bytes(png(850 + i))
+        lines.append(json.dumps({"before": f"b{i}.png", "after": f"a{i}.png", "instruction": "add snow"}))
+    (tmp_path / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return str(tmp_path / "pairs.jsonl")
+
+
 BAD_SPEND_OPTIONS = [
     pytest.param(["--max-creative-units", "0"], "--max-creative-units must be a positive number", id="zero-units"),
     pytest.param(["--max-creative-units", "-5"], "--max-creative-units must be a positive number", id="negative"),
@@ -133,7 +144,7 @@ def test_bad_spend_options_exit_2_before_any_request(
     scenario_env: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str,
     options: list[str], message: str,
 ) -> None:  # fmt: skip
-    dataset = pngs(tmp_path, 830, 1) if command == "train" else [str(tmp_path / "pairs.jsonl")]
+    dataset = pngs(tmp_path, 830, 1) if command == "train" else [pairs_file(tmp_path)]
     kind = "zimage-turbo-lora" if command == "train" else "qwen-image-edit-2511-lora"
     assert main([command, "--type", kind, "--name", "bad-spend", *options, *dataset]) == 2
     err = capsys.readouterr().err

@@ -27,6 +27,7 @@ from prefect_scenario.api.models import (
     TrainingImage,
     TrainResult,
 )
+from prefect_scenario.api.paths import asset_segment, job_segment, model_path
 from prefect_scenario.api.uploads import StreamedBody
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.exceptions import (
@@ -80,7 +81,7 @@ class ScenarioClient(WebhookEndpoints):
 
     async def get_model(self, model_id: str) -> Model:
         """``GET /models/{id}``."""
-        data = await self._request("GET", f"/models/{model_id}", route="GET /models/{id}", idempotent=True)
+        data = await self._request("GET", model_path(model_id), route="GET /models/{id}", idempotent=True)
         return Model.model_validate(data["model"])
 
     async def list_models_page(
@@ -126,7 +127,7 @@ class ScenarioClient(WebhookEndpoints):
         if delete:
             body["delete"] = list(delete)
         data = await self._request(
-            "PUT", f"/models/{model_id}/tags", route="PUT /models/{id}/tags", json=body, idempotent=not strict
+            "PUT", f"{model_path(model_id)}/tags", route="PUT /models/{id}/tags", json=body, idempotent=not strict
         )
         return TagsUpdate.model_validate(data)
 
@@ -163,7 +164,7 @@ class ScenarioClient(WebhookEndpoints):
 
         async def send() -> TrainingImage:
             response = await self._request(
-                "POST", f"/models/{model_id}/training-images", route="POST /models/{id}/training-images",
+                "POST", f"{model_path(model_id)}/training-images", route="POST /models/{id}/training-images",
                 body=StreamedBody.data_url_upload(name=name, data=data, mime_type=mime_type), idempotent=False,
             )  # fmt: skip
             return TrainingImage.model_validate(response["trainingImage"])
@@ -183,7 +184,7 @@ class ScenarioClient(WebhookEndpoints):
 
         async def send() -> list[TrainingImage]:
             data = await self._request(
-                "POST", f"/models/{model_id}/training-images", route="POST /models/{id}/training-images",
+                "POST", f"{model_path(model_id)}/training-images", route="POST /models/{id}/training-images",
                 json={"assetIds": list(asset_ids)}, idempotent=False,
             )  # fmt: skip
             images = data.get("trainingImages") or [data["trainingImage"]]
@@ -195,7 +196,7 @@ class ScenarioClient(WebhookEndpoints):
         """``DELETE /models/{id}/training-images/{imageId}``."""
         await self._request(
             "DELETE",
-            f"/models/{model_id}/training-images/{training_image_id}",
+            f"{model_path(model_id)}/training-images/{asset_segment(training_image_id)}",
             route="DELETE /models/{id}/training-images/{imageId}",
             idempotent=True,
         )
@@ -206,15 +207,14 @@ class ScenarioClient(WebhookEndpoints):
         A training image's id is its asset id. Setting the same text twice changes nothing,
         so it is retried like a read.
         """
-        await self._request(
-            "PUT", f"/assets/{asset_id}", route="PUT /assets/{id}", json={"description": description}, idempotent=True
-        )
+        path, body = f"/assets/{asset_segment(asset_id)}", {"description": description}
+        await self._request("PUT", path, route="PUT /assets/{id}", json=body, idempotent=True)
 
     async def set_training_pairs(self, model_id: str, pairs: Sequence[Mapping[str, str]]) -> PairsResult:
         """``PUT /models/{id}/training-images/pairs``: replaces all pairs, so it is idempotent."""
         data = await self._request(
             "PUT",
-            f"/models/{model_id}/training-images/pairs",
+            f"{model_path(model_id)}/training-images/pairs",
             route="PUT /models/{id}/training-images/pairs",
             json=[dict(p) for p in pairs],
             idempotent=True,
@@ -229,7 +229,7 @@ class ScenarioClient(WebhookEndpoints):
         Safe to repeat: nothing is started or spent.
         """
         data = await self._request(
-            "PUT", f"/models/{model_id}/train", route="PUT /models/{id}/train?dryRun", json=_train_body(parameters),
+            "PUT", f"{model_path(model_id)}/train", route="PUT /models/{id}/train?dryRun", json=_train_body(parameters),
             params={"dryRun": "true"}, idempotent=True,
         )  # fmt: skip
         return CostEstimate.model_validate(data)
@@ -252,7 +252,7 @@ class ScenarioClient(WebhookEndpoints):
         async def send() -> TrainResult:
             try:
                 data = await self._request(
-                    "PUT", f"/models/{model_id}/train", route="PUT /models/{id}/train",
+                    "PUT", f"{model_path(model_id)}/train", route="PUT /models/{id}/train",
                     json=_train_body(parameters), idempotent=False,
                 )  # fmt: skip
             except ConflictError as exc:
@@ -265,7 +265,7 @@ class ScenarioClient(WebhookEndpoints):
         """``POST /models/{id}/train/action`` with ``cancel``; cancelling twice changes nothing."""
         data = await self._request(
             "POST",
-            f"/models/{model_id}/train/action",
+            f"{model_path(model_id)}/train/action",
             route="POST /models/{id}/train/action",
             json={"action": "cancel"},
             idempotent=True,
@@ -274,14 +274,14 @@ class ScenarioClient(WebhookEndpoints):
 
     async def get_job(self, job_id: str) -> Job:
         """``GET /jobs/{id}``."""
-        data = await self._request("GET", f"/jobs/{job_id}", route="GET /jobs/{id}", idempotent=True)
+        data = await self._request("GET", f"/jobs/{job_segment(job_id)}", route="GET /jobs/{id}", idempotent=True)
         return Job.model_validate(data["job"])
 
     async def get_dataset_score(self, model_id: str) -> DatasetScore:
         """``GET /models/{id}/scores/training-dataset``."""
         data = await self._request(
             "GET",
-            f"/models/{model_id}/scores/training-dataset",
+            f"{model_path(model_id)}/scores/training-dataset",
             route="GET /models/{id}/scores/training-dataset",
             idempotent=True,
         )

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit
 
 from prefect_scenario.api.http import HttpSeam, Reconcile
 from prefect_scenario.api.models import WebhookEndpoint
+from prefect_scenario.api.paths import endpoint_segment
 from prefect_scenario.exceptions import ConfigurationError, NotFoundError
 
 __all__ = ["WebhookEndpoints", "check_webhook_url"]
@@ -86,11 +87,10 @@ class WebhookEndpoints(HttpSeam):
             True if it was deleted now, False if it was gone already (a 404: a retried
             delete whose first attempt landed sees one too, so it is not an error).
         """
-        if not endpoint_id or "/" in endpoint_id:
-            raise ConfigurationError("endpoint_id must be an endpoint id")
+        endpoint = endpoint_segment(endpoint_id)
         try:
             await self._request(
-                "DELETE", f"{self._endpoints_path()}/{endpoint_id}",
+                "DELETE", f"{self._endpoints_path()}/{endpoint}",
                 route="DELETE /projects/{projectId}/webhook-endpoints/{endpointId}", idempotent=True,
             )  # fmt: skip
         except NotFoundError:

@@ -22,11 +22,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from prefect_scenario.dataset.checks import Finding
-from prefect_scenario.exceptions import InvalidDatasetError
+from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError
+from prefect_scenario.validation import check_text, read_bounded
 
 __all__ = [
     "CAPTION_SUFFIX",
     "MAX_CAPTION_CHARS",
+    "MAX_CAPTION_FILE_BYTES",
+    "MAX_PAIRS_FILE_BYTES",
     "Pair",
     "apply_caption_prefix",
     "caption_beside",
@@ -34,6 +37,7 @@ __all__ = [
     "check_caption",
     "parse_caption",
     "parse_pairs_jsonl",
+    "read_bounded_text_file",
     "read_caption",
 ]
 
@@ -42,6 +46,10 @@ CAPTION_SUFFIX = ".txt"
 # encoder of FLUX reads (512 tokens), and far beyond a useful caption; a longer file is
 # almost always something pasted by mistake.
 MAX_CAPTION_CHARS = 2000
+# A caption file is read only up to this: 2,000 characters of UTF-8 take at most 8,000 bytes.
+MAX_CAPTION_FILE_BYTES = 16 * 1024
+# 25 pairs of two names and an instruction fit in a few KB; anything near this is not a pairs file.
+MAX_PAIRS_FILE_BYTES = 1024 * 1024
 Pair = tuple[str, str, str]  # (before name, after name, instruction)
 
 
@@ -66,12 +74,15 @@ def check_caption(text: str, *, source: str) -> str:
         The stripped caption.
 
     Raises:
-        InvalidDatasetError: the caption is empty or longer than :data:`MAX_CAPTION_CHARS`.
+        InvalidDatasetError: the caption is empty, longer than :data:`MAX_CAPTION_CHARS`, or
+            holds a control character (NUL, an ANSI escape; line breaks and tabs are allowed).
 
     Example:
         >>> check_caption("  a red fox  ", source="fox.txt")
         'a red fox'
     """
+    if not isinstance(text, str):
+        raise InvalidDatasetError(f"{source}: the caption must be text, got {type(text).__name__}")
     caption = text.strip()
     if not caption:
         raise InvalidDatasetError(f"{source}: the caption is empty; write one or delete the file")
@@ -79,7 +90,22 @@ def check_caption(text: str, *, source: str) -> str:
         raise InvalidDatasetError(
             f"{source}: the caption is {len(caption):,} characters long; at most {MAX_CAPTION_CHARS:,} are allowed"
         )
-    return caption
+    try:
+        return check_text("the caption", caption, max_length=MAX_CAPTION_CHARS, allow_newlines=True)
+    except InvalidInputError as exc:
+        raise InvalidDatasetError(f"{source}: {exc}") from None
+
+
+def read_bounded_text_file(path: str | Path, limit: int, *, what: str) -> bytes:
+    """A local caption or pairs file's bytes, refused unread when over ``limit`` or not a regular file.
+
+    Raises:
+        InvalidDatasetError: not a regular file, or over ``limit``.
+    """
+    try:
+        return read_bounded(path, limit, what=what)
+    except InvalidInputError as exc:
+        raise InvalidDatasetError(str(exc)) from None
 
 
 def parse_caption(data: bytes, *, source: str) -> str:
@@ -121,7 +147,9 @@ def read_caption(image_path: str | Path) -> str | None:
     path = Path(image_path).with_suffix(CAPTION_SUFFIX)
     if not path.is_file():
         return None
-    return parse_caption(path.read_bytes(), source=str(path))
+    return parse_caption(
+        read_bounded_text_file(path, MAX_CAPTION_FILE_BYTES, what="the caption file"), source=str(path)
+    )
 
 
 def apply_caption_prefix(caption: str, prefix: str | None, *, source: str) -> str:
@@ -163,12 +191,14 @@ def _download_caption(s3_client: Any, bucket: str, key: str) -> str | None:
 
     uri = f"s3://{bucket}/{key}"
     try:
-        body: bytes = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        body: bytes = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read(MAX_CAPTION_FILE_BYTES + 1)
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         if code in {"NoSuchKey", "404", "NotFound"}:
             return None
         raise InvalidDatasetError(f"{uri}: cannot read the caption from S3 ({code})") from None
+    if len(body) > MAX_CAPTION_FILE_BYTES:
+        raise InvalidDatasetError(f"{uri}: the caption file is over {MAX_CAPTION_FILE_BYTES:,} bytes")
     return parse_caption(body, source=uri)
 
 

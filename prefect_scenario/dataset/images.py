@@ -44,7 +44,8 @@ from PIL import Image, UnidentifiedImageError
 
 from prefect_scenario.dataset.captions import apply_caption_prefix, caption_beside, check_caption
 from prefect_scenario.dataset.dhash import dhash
-from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError
+from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError, InvalidInputError
+from prefect_scenario.validation import read_bounded
 
 if TYPE_CHECKING:  # pragma: no cover
     from prefect_aws import AwsCredentials
@@ -59,6 +60,7 @@ __all__ = [
     "parse_s3_uri",
     "prepare_images",
     "prepare_pairs",
+    "read_image_file",
 ]
 
 # Not stated by the API. 20 MiB bounds one inline upload (≈ 27 MB of base64 JSON) and
@@ -220,7 +222,10 @@ async def _load_image(source: ImageSource, index: int, *, workdir: Path, s3_clie
             raise InvalidImageError(f"{source}: reading from S3 needs an AwsCredentials block", source=source)
         staged = workdir / f"{index:05d}{PurePosixPath(key).suffix.lower()}"
         await asyncio.to_thread(_download, s3_client, bucket, key, staged, source)
-        data = staged.read_bytes()
+        try:
+            data = read_bounded(staged, MAX_IMAGE_BYTES, what="the image")
+        except InvalidInputError as exc:
+            raise InvalidImageError(f"{source}: {str(exc).removeprefix(f'{staged}: ')}", source=source) from None
         image = check_image(data, name=PurePosixPath(key).name, source=source)
         return replace(image, path=staged)
     path = Path(source)
@@ -229,9 +234,20 @@ async def _load_image(source: ImageSource, index: int, *, workdir: Path, s3_clie
 
 
 def _read_local(path: Path) -> bytes:
-    if not path.is_file():
-        raise InvalidImageError(f"{path}: no such file", source=str(path))
-    return path.read_bytes()
+    """The file's bytes: stat first, so a file over the limit, a device or a FIFO is refused unread."""
+    return read_image_file(path)
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of a local image file, read only if it is a regular file within :data:`MAX_IMAGE_BYTES`.
+
+    Raises:
+        InvalidImageError: no such file, not a regular file, or over the limit (nothing read).
+    """
+    try:
+        return read_bounded(path, MAX_IMAGE_BYTES, what="the image")
+    except InvalidInputError as exc:
+        raise InvalidImageError(str(exc), source=str(path)) from None
 
 
 def _download(s3_client: Any, bucket: str, key: str, target: Path, uri: str) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "SIDECAR_NAMES",
     "Manifest",
     "S3Object",
+    "check_dataset_name",
     "dataset_uri",
     "group_datasets",
     "is_candidate",
@@ -65,6 +66,7 @@ __all__ = [
     "normalize_prefix",
     "parse_dataset_uri",
     "split_key",
+    "unsafe_segment",
 ]
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp"})
@@ -141,6 +143,31 @@ def split_key(root: str, key: str) -> tuple[str, str] | None:
     if slash:
         return f"{root}{head}/", name
     return root, rest
+
+
+def unsafe_segment(key: str) -> str | None:
+    """The first segment of ``key`` that would make it a path rather than a name: ``..``, ``.`` or empty.
+
+    A dataset is a name under its root; ``curated/../x`` or ``curated//x`` would name another
+    place, or none, once a tool joins it as a path.
+
+    Example:
+        >>> unsafe_segment("curated/hero/01.png"), unsafe_segment("curated/../01.png"), unsafe_segment("a//b.png")
+        (None, '..', '')
+    """
+    return next((part for part in key.split("/") if part in ("", ".", "..")), None)
+
+
+def check_dataset_name(uri: str) -> str:
+    """``uri`` if its prefix is a name: no ``..``, ``.`` or empty segment.
+
+    Raises:
+        InvalidDatasetError: not an ``s3://`` URI, or a prefix that is a path.
+    """
+    _, prefix = parse_dataset_uri(uri)
+    if prefix and unsafe_segment(prefix.removesuffix("/")) is not None:
+        raise InvalidDatasetError(f"{uri!r}: a dataset is a name; '..', '.' and empty segments are refused")
+    return uri
 
 
 def is_image_key(key: str) -> bool:

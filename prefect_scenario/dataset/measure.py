@@ -32,7 +32,16 @@ from typing import Any, Protocol
 
 from PIL import Image, UnidentifiedImageError
 
-from prefect_scenario.dataset.captions import Pair, caption_name, check_caption, parse_caption, parse_pairs_jsonl
+from prefect_scenario.dataset.captions import (
+    MAX_CAPTION_FILE_BYTES,
+    MAX_PAIRS_FILE_BYTES,
+    Pair,
+    caption_name,
+    check_caption,
+    parse_caption,
+    parse_pairs_jsonl,
+    read_bounded_text_file,
+)
 from prefect_scenario.dataset.checks import (
     Finding,
     ImageMeasurement,
@@ -42,7 +51,7 @@ from prefect_scenario.dataset.checks import (
     evaluate,
 )
 from prefect_scenario.dataset.dhash import dhash
-from prefect_scenario.dataset.images import MAX_IMAGE_BYTES
+from prefect_scenario.dataset.images import MAX_IMAGE_BYTES, read_image_file
 from prefect_scenario.dataset.layout import PAIRS_FILE, is_image_key, parse_dataset_uri
 from prefect_scenario.dataset.listing import list_objects
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidImageError, InvalidInputError
@@ -252,11 +261,12 @@ def preflight_directory(path: str | Path, *, options: PreflightOptions | None = 
         name = image.relative_to(root).as_posix()
         text = image.with_suffix(".txt")
         has_caption = opts.kind != "edit" and text.is_file()
-        files.append(ImageFile(name, image.read_bytes, read_caption=text.read_bytes if has_caption else None))
+        files.append(ImageFile(name, _local_image(image), read_caption=_local_caption(text) if has_caption else None))
     pairs: list[Pair] | None = None
     found: list[Finding] = []
     if opts.kind == "edit" and (root / PAIRS_FILE).is_file():
-        pairs, found = parse_pairs_jsonl((root / PAIRS_FILE).read_bytes(), source=PAIRS_FILE)
+        data = read_bounded_text_file(root / PAIRS_FILE, MAX_PAIRS_FILE_BYTES, what="the pairs file")
+        pairs, found = parse_pairs_jsonl(data, source=PAIRS_FILE)
     return preflight_files(files, pairs, options=opts, findings=found, source=str(root))
 
 
@@ -264,12 +274,32 @@ def _constant(data: bytes) -> Callable[[], bytes]:
     return lambda: data
 
 
-def _s3_reader(client: S3ReadListClient, bucket: str, key: str) -> Callable[[], bytes]:
+def _local_image(path: Path) -> Callable[[], bytes]:
+    # Stat before read: a file over the limit, a device or a FIFO is refused without a read.
+    return lambda: read_image_file(path)
+
+
+def _local_caption(path: Path) -> Callable[[], bytes]:
+    return lambda: read_bounded_text_file(path, MAX_CAPTION_FILE_BYTES, what="the caption file")
+
+
+def _s3_reader(client: S3ReadListClient, bucket: str, key: str, limit: int = MAX_IMAGE_BYTES) -> Callable[[], bytes]:
+    """Reads the object up to ``limit`` + 1 bytes: one that is (or grew) over the limit is refused, not held."""
+
     def read() -> bytes:
-        body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        body: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
+        if len(body) > limit:
+            raise InvalidImageError(f"s3://{bucket}/{key}: over the {limit:,}-byte limit", source=key)
         return body
 
     return read
+
+
+def _over_limit(name: str, size: int) -> Callable[[], bytes]:
+    def refuse() -> bytes:
+        raise InvalidImageError(f"{name}: {size / 1e6:.1f} MB, over the 20 MiB limit", source=name)
+
+    return refuse
 
 
 def preflight_s3(client: S3ReadListClient, uri: str, *, options: PreflightOptions | None = None) -> PreflightReport:
@@ -296,12 +326,22 @@ def preflight_s3(client: S3ReadListClient, uri: str, *, options: PreflightOption
     files = []
     for name in sorted(n for n, size in sizes.items() if is_image_key(n) and size > 0):
         text = caption_name(name)
-        reader = _s3_reader(client, bucket, prefix + text) if opts.kind != "edit" and text in sizes else None
-        files.append(ImageFile(name, _s3_reader(client, bucket, prefix + name), read_caption=reader))
+        caption_limit = MAX_CAPTION_FILE_BYTES
+        reader = (
+            _s3_reader(client, bucket, prefix + text, caption_limit) if opts.kind != "edit" and text in sizes else None
+        )
+        # The listing's size is the stat: an object over the limit is refused without a GET.
+        image = (
+            _over_limit(name, sizes[name])
+            if sizes[name] > MAX_IMAGE_BYTES
+            else _s3_reader(client, bucket, prefix + name)
+        )
+        files.append(ImageFile(name, image, read_caption=reader))
     pairs: list[Pair] | None = None
     found: list[Finding] = []
     if opts.kind == "edit" and PAIRS_FILE in sizes:
-        pairs, found = parse_pairs_jsonl(_s3_reader(client, bucket, prefix + PAIRS_FILE)(), source=PAIRS_FILE)
+        data = _s3_reader(client, bucket, prefix + PAIRS_FILE, MAX_PAIRS_FILE_BYTES)()
+        pairs, found = parse_pairs_jsonl(data, source=PAIRS_FILE)
     return preflight_files(files, pairs, options=opts, findings=found, source=f"s3://{bucket}/{prefix}")
 
 
@@ -341,6 +381,8 @@ def preflight_images(
         path, name = Path(source), str(source)
         text = path.with_suffix(".txt")
         caption = given.get(name, given.get(path.name))
-        reader = text.read_bytes if caption is None and text.is_file() else None
-        files.append(ImageFile(name, path.read_bytes, caption, reader, caption_name(name) if caption is None else name))
+        reader = _local_caption(text) if caption is None and text.is_file() else None
+        files.append(
+            ImageFile(name, _local_image(path), caption, reader, caption_name(name) if caption is None else name)
+        )
     return preflight_files(files, options=opts)

@@ -67,7 +67,7 @@ from prefect_scenario.catalog import (
     check_dataset_size,
     get_training_type,
 )
-from prefect_scenario.dataset.layout import Manifest, dataset_uri, parse_dataset_uri
+from prefect_scenario.dataset.layout import Manifest, dataset_uri, parse_dataset_uri, unsafe_segment
 from prefect_scenario.dataset.listing import Listing
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidTrainingTypeError
 from prefect_scenario.retraining.notifications import ChangeSet
@@ -235,6 +235,11 @@ def _evaluate(
 def _judge_content(subject: _Subject, rules: _Rules) -> tuple[DatasetState, Decision | None]:
     """Ready, too small (waiting) or untrainable (invalid): the quiet dataset's content decides."""
     uri = subject.uri
+    bad = next((k for k in subject.manifest.keys if unsafe_segment(k) is not None), None)
+    if bad is not None:
+        return subject.invalid(
+            f"{uri}: the key {bad!r} holds a '..', '.' or empty segment; a dataset is a name, never a path"
+        )
     ttype = rules.default_type
     if uri in rules.types:
         try:

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from prefect import serve as prefect_serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.events import DeploymentEventTrigger
 
@@ -55,11 +56,14 @@ from prefect_scenario.retraining.flows import (
     retrain_from_s3,
     s3_curated_images_sensor,
 )
+from prefect_scenario.validation import finite, positive_int, positive_seconds
 from prefect_scenario.waiting.service import start_watch_thread
 from prefect_scenario.waiting.suspension import WaitMode
 from prefect_scenario.waiting.watcher import DEFAULT_WATCH_INTERVAL
 
 __all__ = [
+    "ONE_CYCLE_AT_A_TIME",
+    "RETRAIN_CONCURRENCY",
     "RETRAIN_DEPLOYMENT",
     "ServeConfig",
     "block_reference",
@@ -68,6 +72,12 @@ __all__ = [
 ]
 
 _CHECK_PARAMETER_SCHEMA = False  # see the module docstring: AwsCredentials references
+# One cycle at a time: a schedule's next run that finds the slot taken is cancelled, not queued,
+# so a slow cycle (a busy host, a stalled S3) never piles runs up (Prefect's deployment
+# concurrency, docs "Deployments > concurrency_limit", collision_strategy CANCEL_NEW).
+ONE_CYCLE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
+# As deployments/prefect.yaml: retrains queue (none is dropped), four at a time.
+RETRAIN_CONCURRENCY = 4
 
 
 def block_reference(block_type_slug: str, name: str | None) -> dict[str, Any] | None:
@@ -100,6 +110,18 @@ class ServeConfig:
     ignore_sidecar_edits: bool = False
     # Seconds between the in-process watcher's cycles (0 or None: no watcher in this process).
     watch_interval_seconds: float | None = DEFAULT_WATCH_INTERVAL
+
+    def __post_init__(self) -> None:
+        """Every number finite and in range (``--interval nan`` would schedule nothing sane).
+
+        Raises:
+            InvalidInputError: a bad interval, quiet period, image count or watch interval.
+        """
+        positive_seconds("--interval", self.interval_seconds)
+        finite("--quiet-period", self.quiet_period_seconds, minimum=0)
+        positive_int("--min-images", self.min_images)
+        if self.watch_interval_seconds is not None:
+            finite("--watch-interval", self.watch_interval_seconds, minimum=0)
 
 
 def serve_all(config: ServeConfig, serve: Callable[..., object] = prefect_serve) -> None:
@@ -136,16 +158,18 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
     sensor = s3_curated_images_sensor.to_deployment(
         name="s3-curated-images-sensor",
         interval=config.interval_seconds,
-        # No deployment concurrency limit on purpose: a sensor killed mid-cycle would hold
-        # the slot until its lease expires and block sensing. Overlapping cycles are safe:
-        # the same decision gives the same idempotency key, hence the same run.
+        # One cycle at a time. Overlapping cycles were safe (the same decision gives the same
+        # idempotency key, hence the same run) but not cheap: on a busy host each late cycle
+        # started another process. A cycle killed mid-way holds the slot until its lease
+        # expires; sensing resumes then.
+        concurrency_limit=ONE_CYCLE_AT_A_TIME,
         parameters={
             **aws, **watched, "mode": config.mode, "queue_url": config.queue_url,
             # Event-driven: the trigger below creates the run; otherwise the sensor does,
             # with an idempotency key, and the event is only a notice.
             "retrain_deployment": None if config.event_driven else RETRAIN_DEPLOYMENT,
             "quiet_period_seconds": config.quiet_period_seconds, "min_images": config.min_images,
-            "training_type": config.training_type,
+            "training_type": config.training_type, "interval_seconds": config.interval_seconds,
         },
         description="Retrain a LoRA when new curated images land in S3.",
         enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
@@ -155,6 +179,7 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
         parameters={**both, "training_type": config.training_type, "wait": config.wait,
                     "ignore_sidecar_edits": config.ignore_sidecar_edits},
         triggers=_ready_trigger() if config.event_driven else None,  # type: ignore[arg-type]
+        concurrency_limit=RETRAIN_CONCURRENCY,
         description="Train one S3 dataset's LoRA on its current content.",
         enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
     )  # fmt: skip
@@ -165,6 +190,7 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
             retrain_changed_datasets.to_deployment(
                 name="retrain-changed-datasets",
                 cron=config.cron,
+                concurrency_limit=ONE_CYCLE_AT_A_TIME,
                 parameters={**both, **watched, "training_type": config.training_type, "min_images": config.min_images},
                 description="Retrain every dataset whose content changed since its last trained version.",
                 enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,

@@ -43,6 +43,7 @@ Every flow runs from sync code (a plain call returns its result) and from async 
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -52,7 +53,7 @@ from prefect_aws import AwsCredentials
 
 from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
-from prefect_scenario.dataset.layout import Manifest, group_datasets, normalize_prefix
+from prefect_scenario.dataset.layout import Manifest, check_dataset_name, group_datasets, normalize_prefix
 from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
 from prefect_scenario.retraining.decisions import (
     DecisionKind,
@@ -112,6 +113,7 @@ async def s3_curated_images_sensor(
     state_key: str | None = None,
     budget: ScenarioBudget | str | None = None,
     credentials: ScenarioCredentials | str | None = None,
+    interval_seconds: float | None = None,
 ) -> list[dict[str, Any]]:
     """One sensor cycle: find what changed under ``prefix`` and retrain the datasets that are ready.
 
@@ -142,6 +144,8 @@ async def s3_curated_images_sensor(
             name is passed on to the retrain runs.
         credentials: Only to know the project whose ledger the budget reads, when the
             budget block has no ``project_id`` (no request is sent to Scenario).
+        interval_seconds: The schedule's interval: a cycle that takes longer says so once
+            (the deployment runs one cycle at a time and cancels the ones that collide).
 
     Returns:
         One summary per decision: dataset, kind, images, message, idempotency key, run id.
@@ -158,6 +162,7 @@ async def s3_curated_images_sensor(
     if mode == "notifications" and not queue_url:
         raise ConfigurationError("mode='notifications' needs the queue_url of the bucket's SQS notifications")
     prefix = normalize_prefix(prefix)
+    started = time.monotonic()
     guard = await SensorBudget.load(budget, credentials, datetime.now(UTC).date())
     aws = await resolve_aws_credentials(aws_credentials)
     s3 = aws.get_s3_client()
@@ -184,7 +189,19 @@ async def s3_curated_images_sensor(
     # Save only after every run exists; acknowledge the queue only after saving.
     await asyncio.to_thread(write_sensor_state, s3, bucket, key, state)
     await asyncio.to_thread(discovery.ack, observed)
+    _report_overrun(time.monotonic() - started, interval_seconds)
     return summaries
+
+
+def _report_overrun(elapsed: float, interval_seconds: float | None) -> None:
+    """One warning when a cycle outlasts its interval: the colliding cycles were cancelled, not stacked."""
+    if interval_seconds is not None and elapsed > interval_seconds:
+        get_run_logger().warning(
+            "this sensor cycle took %.1f s, longer than its %g s interval: the cycles due meanwhile were "
+            "skipped (one cycle runs at a time); a longer interval avoids it",
+            elapsed,
+            interval_seconds,
+        )
 
 
 @scenario_flow(name="scenario-retrain-from-s3", flow_run_name="scenario-retrain-{dataset_uri}")
@@ -243,6 +260,7 @@ async def retrain_from_s3(
         result = await retrain_from_s3("s3://studio-assets/curated/hero/")  # in async code
         ```
     """
+    check_dataset_name(dataset_uri)  # a name, never a path: nothing is read for ../ or //
     aws = await resolve_aws_credentials(aws_credentials)
     bucket, manifest, spec = await _read_dataset(
         aws, dataset_uri, training_type, model_name, expected_manifest_digest, ignore_sidecar_edits

@@ -25,8 +25,9 @@ from prefect.blocks.core import Block
 from pydantic import Field, ValidationError
 
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL
-from prefect_scenario.exceptions import ConfigurationError
+from prefect_scenario.exceptions import ConfigurationError, InvalidInputError
 from prefect_scenario.spend.decisions import PERIODS, Limits
+from prefect_scenario.validation import finite
 
 __all__ = ["ScenarioBudget", "check_units", "resolve_budget"]
 
@@ -43,10 +44,10 @@ def check_units(name: str, value: float | None) -> float | None:
     """
     if value is None:
         return None
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise ConfigurationError(f"{name} must be a positive number of creative units, got {value:g}")
-    return number
+    try:
+        return finite(name, value, minimum=0, allow_zero=False)
+    except InvalidInputError:
+        raise ConfigurationError(f"{name} must be a positive number of creative units, got {value!r}") from None
 
 
 def _configuration_error(exc: ValidationError) -> ConfigurationError:

@@ -64,21 +64,6 @@ def spend_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"max_creative_units": units, "budget": args.budget}
 
 
-def _parameters(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if args.params_file:
-        params.update(json.loads(args.params_file.read_text()))
-    for item in args.param:
-        name, sep, raw = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--param takes NAME=VALUE, got {item!r}")
-        try:
-            params[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[name] = raw
-    return params
-
-
 class Bar:
     """A terminal progress bar fed by the wait loop's model updates (also ``status --watch``)."""
 
@@ -91,12 +76,17 @@ class Bar:
         self.task = self.progress.add_task("waiting", total=100)
 
     def update(self, model: Any) -> None:
-        from prefect_scenario.reporting import describe_progress, progress_percent
+        from rich.markup import escape
 
+        from prefect_scenario.reporting import describe_progress, progress_percent
+        from prefect_scenario.validation import escape_for_terminal
+
+        # A name is the user's text: no control character or rich markup reaches the terminal.
+        shown = escape(escape_for_terminal(str(model.name or model.id)))
         self.progress.update(
             self.task,
             completed=progress_percent(model.status, model.training_progress),
-            description=f"{model.name or model.id}: {describe_progress(model.status, model.training_progress)}",
+            description=f"{shown}: {describe_progress(model.status, model.training_progress)}",
         )
 
 
@@ -125,23 +115,31 @@ def _ui_link(state: Any) -> str | None:
     return f"{ui.rstrip('/')}/runs/flow-run/{run_id}" if ui and run_id else None
 
 
-def _run_training(flow_fn: Any, args: argparse.Namespace, spend: dict[str, Any], **dataset: Any) -> int:
-    """Run a training flow with the options both train commands share, under a progress bar."""
+def _run_training(
+    flow_fn: Any, args: argparse.Namespace, spend: dict[str, Any], parameters: Any, **dataset: Any
+) -> int:
+    """Run a training flow with the options both train commands share, under a progress bar.
+
+    Prefect's console shows no traceback (the run's log in the UI keeps it): the error
+    ends the command as one line, printed by ``main()``.
+    """
+    from prefect_scenario._console import console_without_tracebacks
     from prefect_scenario.credentials import resolve_credentials
 
     options = {
         "name": args.name,
         "training_type": args.training_type,
         "credentials": asyncio.run(resolve_credentials(args.block)),
-        "parameters": _parameters(args),
+        "parameters": parameters,
         "wait": not args.no_wait,
         "timeout_seconds": args.timeout,
         "force": args.force,
         "min_dataset_score": args.min_dataset_score,
         **spend,
     }
-    state = _with_bar(lambda: flow_fn(**options, **dataset, return_state=True))
-    result = state.result()  # raises the flow's error, which main() prints as one line
+    with console_without_tracebacks():
+        state = _with_bar(lambda: flow_fn(**options, **dataset, return_state=True))
+        result = state.result()  # raises the flow's error, which main() prints as one line
     _print_result(result)
     if link := _ui_link(state):
         print(f"Prefect UI: {link}", file=sys.stderr)
@@ -150,26 +148,24 @@ def _run_training(flow_fn: Any, args: argparse.Namespace, spend: dict[str, Any],
 
 def train(args: argparse.Namespace) -> int:
     """``prefect-scenario train``: a standard LoRA from images."""
+    from prefect_scenario.training.prechecks import check_common, check_images
+
+    parameters = check_common(args)  # first, without a server: one line and exit 2 for bad input
+    check_images(args.training_type, list(args.images))
+    spend = spend_options(args)  # then the saved blocks; still nothing sent to Scenario
     from prefect_scenario.training.flows import train_lora
 
-    spend = spend_options(args)  # first: a bad limit or budget reads nothing and sends nothing
-    return _run_training(train_lora, args, spend, images=list(args.images))
+    return _run_training(train_lora, args, spend, parameters, images=list(args.images))
 
 
 def train_edit(args: argparse.Namespace) -> int:
     """``prefect-scenario train-edit``: an edit LoRA from a JSON-lines file of before/after pairs."""
+    from prefect_scenario.training.prechecks import check_common, check_pairs, parse_pairs_file
+
+    parameters = check_common(args)  # first, without a server: one line and exit 2 for bad input
+    pairs = parse_pairs_file(args.pairs_file)
+    check_pairs(args.training_type, pairs)
+    spend = spend_options(args)  # then the saved blocks; still nothing sent to Scenario
     from prefect_scenario.training.flows import train_edit_lora
 
-    spend = spend_options(args)  # first: a bad limit or budget reads nothing and sends nothing
-    base = args.pairs_file.parent
-    pairs: list[Any] = []
-    for line in args.pairs_file.read_text().splitlines():
-        if not line.strip():
-            continue
-        item = json.loads(line)
-        # Paths in the pairs file are relative to it.
-        for side in ("before", "after"):
-            if isinstance(item.get(side), str) and not item[side].startswith(("s3://", "asset_")):
-                item[side] = str(base / item[side])
-        pairs.append(item)
-    return _run_training(train_edit_lora, args, spend, pairs=pairs)
+    return _run_training(train_edit_lora, args, spend, parameters, pairs=pairs)

@@ -19,14 +19,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
 from prefect_scenario.api.models import Model
+from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL, ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import TrainingError
 from prefect_scenario.spend.block import ScenarioBudget
@@ -132,7 +131,8 @@ class ScenarioTraining(JobBlock[TrainingResult]):
     images: list[str] = Field(description="Training images: local paths, s3:// URIs or asset ids.")
     # The options a saved training carries: TrainingOptions' fields (a test holds them equal), less
     # the wait (the job run waits, ``wait_for_completion``) and the poll policy.
-    parameters: dict[str, Any] | None = option_field("parameters")
+    # A model, not a dict: its secrets (wandbKey) are SecretStr, so Prefect stores and serves them masked.
+    parameters: TrainingParameters | None = option_field("parameters")
     captions: dict[str, str] | None = option_field("captions")
     caption_prefix: str | None = option_field("caption_prefix")
     strict_preflight: bool = option_field("strict_preflight")

@@ -17,20 +17,20 @@ Example:
     >>> build_options(timeout_seconds=float("nan"))
     Traceback (most recent call last):
     ...
-    prefect_scenario.exceptions.ConfigurationError: timeout_seconds must be positive and finite, got nan
+    prefect_scenario.exceptions.ConfigurationError: timeout_seconds must be a finite number, got nan
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from prefect_scenario.catalog import TrainingParameters
-from prefect_scenario.exceptions import ConfigurationError
+from prefect_scenario.exceptions import ConfigurationError, InvalidInputError
 from prefect_scenario.spend.block import ScenarioBudget, check_units
+from prefect_scenario.validation import check_text, clean_name, optional_finite, positive_int, positive_seconds
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.waiting.suspension import WaitMode, parse_wait
 
@@ -48,6 +48,9 @@ __all__ = [
 # Scenario's trainings take minutes to a few hours (scenario-sdk 2.4.0 polls them without a
 # bound); four hours waits for the longest types while still cancelling a stuck one the same day.
 DEFAULT_TIMEOUT_SECONDS = 4 * 3600.0
+MAX_UPLOAD_CONCURRENCY = 16
+# Not stated by the API; a trigger word and a few style words fit many times over.
+MAX_PREFIX_LENGTH = 500
 
 
 class TrainingOptions(BaseModel):
@@ -109,31 +112,39 @@ class TrainingOptions(BaseModel):
         None, description="The dataset label the budget's per-dataset limit and the ledger use (default: the name)."
     )
 
-    @field_validator("timeout_seconds")
+    # Raw values ("before"), through the checks every entry point shares: a boolean is not a
+    # number, NaN and infinities are refused (NaN would switch the deadline or the score gate off).
+    @field_validator("timeout_seconds", mode="before")
     @classmethod
-    def _timeout(cls, value: float) -> float:
-        if not math.isfinite(value) or value <= 0:
-            raise ConfigurationError(f"timeout_seconds must be positive and finite, got {value:g}")
-        return value
+    def _timeout(cls, value: object) -> float:
+        return positive_seconds("timeout_seconds", value)
 
-    @field_validator("min_dataset_score")
+    @field_validator("min_dataset_score", mode="before")
     @classmethod
-    def _score(cls, value: float | None) -> float | None:
-        if value is not None and not math.isfinite(value):
-            raise ConfigurationError(f"min_dataset_score must be a finite number, got {value:g}")
-        return value
+    def _score(cls, value: object) -> float | None:
+        # Scenario's training-dataset score is a fraction (0-1: scenario-sdk's DatasetScore).
+        return optional_finite("min_dataset_score", value, minimum=0, maximum=1)
 
-    @field_validator("upload_concurrency")
+    @field_validator("upload_concurrency", mode="before")
     @classmethod
-    def _concurrency(cls, value: int) -> int:
-        if value < 1:
-            raise ConfigurationError(f"upload_concurrency must be at least 1, got {value}")
-        return value
+    def _concurrency(cls, value: object) -> int:
+        # Each upload holds one image (up to 20 MiB) in memory: 16 bounds a worker's peak.
+        return positive_int("upload_concurrency", value, maximum=MAX_UPLOAD_CONCURRENCY)
 
-    @field_validator("max_creative_units")
+    @field_validator("max_creative_units", mode="before")
     @classmethod
-    def _units(cls, value: float | None) -> float | None:
-        return check_units("max_creative_units", value)
+    def _units(cls, value: object) -> float | None:
+        return check_units("max_creative_units", value)  # type: ignore[arg-type]
+
+    @field_validator("caption_prefix", mode="before")
+    @classmethod
+    def _prefix(cls, value: object) -> str | None:
+        return None if value is None else check_text("caption_prefix", value, max_length=MAX_PREFIX_LENGTH)
+
+    @field_validator("idempotency_key", "dataset", mode="before")
+    @classmethod
+    def _label(cls, value: object, info: ValidationInfo) -> str | None:
+        return None if value is None else clean_name(str(info.field_name), value)
 
     @field_validator("wait", mode="before")
     @classmethod
@@ -180,7 +191,7 @@ def build_options(**values: Any) -> TrainingOptions:
         >>> build_options(upload_concurrency=0)
         Traceback (most recent call last):
         ...
-        prefect_scenario.exceptions.ConfigurationError: upload_concurrency must be at least 1, got 0
+        prefect_scenario.exceptions.ConfigurationError: upload_concurrency must be 1 to 16, got 0
     """
     try:
         return TrainingOptions(**values)
@@ -189,6 +200,8 @@ def build_options(**values: Any) -> TrainingOptions:
         cause = first.get("ctx", {}).get("error")
         if isinstance(cause, ConfigurationError):
             raise cause from None
+        if isinstance(cause, InvalidInputError):
+            raise ConfigurationError(str(cause)) from None
         where = ".".join(str(part) for part in first["loc"])
         raise ConfigurationError(f"{where}: {first['msg']}") from None
 

@@ -62,6 +62,7 @@ from prefect_scenario.training.tasks import (
     set_scenario_training_pairs,
     trigger_scenario_training,
 )
+from prefect_scenario.validation import clean_name
 from prefect_scenario.waiting.suspension import WaitRecord, can_suspend, resumed_record, set_run_tags, suspend_for
 from prefect_scenario.waiting.wait import cancel_after_timeout, finish, wait_for_scenario_training
 
@@ -101,6 +102,7 @@ class TrainingRequest:
         Raises:
             InvalidInputError: bad input (type, parameters, dataset size, options).
         """
+        clean_name("name", self.name)  # before any request: an empty name would still create a model
         ttype = get_training_type(self.training_type)
         params = validate_parameters(ttype, self.options.parameters)
         if ttype.edit and (self.options.captions is not None or self.options.caption_prefix is not None):

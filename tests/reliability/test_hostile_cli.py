@@ -1,0 +1,97 @@
+"""The command line under hostile input, as a user runs it: a subprocess.
+
+Each row is an attack: the whole of stderr must be one line, the exit code 2, the
+emulator's request log empty (nothing sent, nothing spent), no Prefect server started,
+and the child's peak memory bounded (three sparse 1 GiB files cost nothing to refuse).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scenario_emulator import EmulatorServer
+from tests.flow_fixtures import KEY, SECRET
+from tests.reliability._support import png
+
+PEAK_RSS_LIMIT_MB = 300
+# Typically 3-6 s on a loaded two-core machine, nearly all of it importing Prefect; a Prefect
+# server start alone would add 5-10 s.
+WALL_LIMIT_S = 15
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Five good images and three sparse 1 GiB files; a text file named .png; a deep params file."""
+    root = tmp_path_factory.mktemp("hostile")
+    for i in range(5):
+        (root / f"good{i}.png").write_bytes(png(900 + i))
+    for i in range(3):
+        with (root / f"huge{i}.png").open("wb") as handle:
+            handle.truncate(1 << 30)
+    (root / "text.png").write_text("not an image")
+    (root / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (root / "nul.png").write_bytes(png(950))
+    (root / "nul.txt").write_bytes(b"a caption\x00\x1b[2J")
+    return root
+
+
+def good(root: Path) -> list[str]:
+    return [str(root / f"good{i}.png") for i in range(5)]
+
+
+TRAIN = ["train", "--type", "flux.2-dev-lora"]
+ATTACKS = {
+    "sparse-huge-files": lambda r: [*TRAIN, "--name", "x", *good(r), *(str(r / f"huge{i}.png") for i in range(3))],
+    "params-dev-zero": lambda r: [*TRAIN, "--name", "x", "--params-file", "/dev/zero", *good(r)],
+    "params-etc-passwd": lambda r: [*TRAIN, "--name", "x", "--params-file", "/etc/passwd", *good(r)],
+    "params-deeply-nested": lambda r: [*TRAIN, "--name", "x", "--params-file", str(r / "deep.json"), *good(r)],
+    "timeout-nan": lambda r: [*TRAIN, "--name", "x", "--timeout", "nan", *good(r)],
+    "min-score-nan": lambda r: [*TRAIN, "--name", "x", "--min-dataset-score", "nan", *good(r)],
+    "epochs-true": lambda r: [*TRAIN, "--name", "x", "--param", "nbEpochs=true", *good(r)],
+    "param-without-value": lambda r: [*TRAIN, "--name", "x", "--param", "rank", *good(r)],
+    "rank-500": lambda r: [*TRAIN, "--name", "x", "--param", "rank=500", *good(r)],
+    "empty-name": lambda r: [*TRAIN, "--name", "   ", *good(r)],
+    "name-with-ansi": lambda r: [*TRAIN, "--name", "x\x1b[2J\nFAKE: ok", *good(r)],
+    "caption-with-nul": lambda r: [*TRAIN, "--name", "x", str(r / "nul.png"), *good(r)],
+    "text-file-as-png": lambda r: [*TRAIN, "--name", "x", str(r / "text.png"), *good(r)],
+    "51-images": lambda r: [*TRAIN, "--name", "x", *(good(r) * 11)[:51]],
+    "unknown-type": lambda r: ["train", "--type", "nosuch", "--name", "x", *good(r)],
+    "abbreviated-flag": lambda r: ["train", "--typ", "flux.2-dev-lora", "--name", "x", *good(r)],
+    "units-nan": lambda r: [*TRAIN, "--name", "x", "--max-creative-units", "nan", *good(r)],
+    "status-dot-dot": lambda r: ["status", "../../teams/x"],
+    "cancel-query": lambda r: ["cancel", "model_x?projectId=other&"],
+    "status-100k-id": lambda r: ["status", "model_" + "x" * 100_000],
+}
+
+
+def run_cli(argv: list[str], emulator: EmulatorServer, home: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SCENARIO_"))}
+    env.update(SCENARIO_API_KEY=KEY, SCENARIO_API_SECRET=SECRET, SCENARIO_PROJECT_ID="proj_cli",
+               SCENARIO_BASE_URL=emulator.base_url, PREFECT_HOME=str(home))  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect_scenario.cli", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+    return done, time.monotonic() - started
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+def test_bad_input_is_one_line_exit_2_and_no_request(
+    fast_emulator: EmulatorServer, dataset: Path, tmp_path: Path, attack: str
+) -> None:
+    done, wall = run_cli(ATTACKS[attack](dataset), fast_emulator, tmp_path)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1 and "error" in lines[0], done.stderr[-2000:]
+    assert "\x1b" not in done.stderr and "Traceback" not in done.stderr
+    assert fast_emulator.requests() == []
+    assert "temporary server" not in done.stderr.lower() and wall < WALL_LIMIT_S
+    # ru_maxrss is in KiB on Linux; the largest of the children waited for so far.
+    assert resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 < PEAK_RSS_LIMIT_MB
