@@ -127,21 +127,28 @@ async def prepare_spend(
     name="scenario-estimate-training-cost", task_run_name="scenario-estimate-training-cost-{model_id}", **TASK_OPTIONS
 )
 async def estimate_scenario_training_cost(
-    credentials: ScenarioCredentials | None, model_id: str, parameters: TrainingParameters | None = None
+    credentials: ScenarioCredentials | None,
+    model_id: str,
+    parameters: TrainingParameters | None = None,
+    *,
+    training_images_count: int | None = None,
 ) -> CostEstimate:
     """The creative units a training of the model would cost: a dry run, nothing is started or spent.
 
     Args:
         credentials: the Scenario credentials block (None: the ``SCENARIO_*`` environment).
-        model_id: the model, with its training images or pairs in place.
+        model_id: the model, with its training images or pairs in place, or still empty when
+            ``training_images_count`` is given.
         parameters: the training parameters (the cost depends on them, e.g. the epochs).
+        training_images_count: quote an empty model as if it held this many images (pairs on
+            an edit type), before the first upload; ignored by the API once images are there.
 
     Returns:
         The estimate (``creative_units_cost``).
     """
     resolved = await resolve_credentials(credentials)
     async with resolved.get_client() as client:
-        return await client.estimate_training_cost(model_id, parameters)
+        return await client.estimate_training_cost(model_id, parameters, training_images_count=training_images_count)
 
 
 def _budget_line(budget: ScenarioBudget | None) -> str:
