@@ -11,7 +11,7 @@ emulator is one environment variable.
     prefect-scenario cancel MODEL_ID
     prefect-scenario preflight DIR|s3://bucket/prefix/ [--strict] [--kind standard|style|edit]
     prefect-scenario emulator [--port 8787]
-    prefect-scenario demo
+    prefect-scenario demo [--ui]
     prefect-scenario webhooks register --url https://hooks.example.com/scenario [--block NAME]
     prefect-scenario webhooks list
     prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME] [--log-level INFO]
@@ -63,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     preflight.add_argument("--near-duplicate-threshold", type=int, help="dHash bits apart for a near-duplicate (6)")
     preflight.add_argument("--kind", choices=["standard", "style", "edit"], default="standard", help="what it trains")
     commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
-    commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
+    demo = commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
+    demo.add_argument("--ui", action="store_true", help="start a Prefect server with its UI and keep it up afterwards")
     serve = commands.add_parser("serve", help="serve the sensor, retrain and cron deployments in this process")
     serve.add_argument("--bucket", help="the bucket holding the curated datasets (without: only the training watcher)")
     serve.add_argument("--prefix", default="", help="the root prefix; one dataset per sub-prefix")
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             return _webhook_receiver(args)
         if args.command == "demo":
             demo_main = _emulator_entry("scenario_emulator.demo")
-            return 2 if demo_main is None else int(demo_main())
+            return 2 if demo_main is None else int(demo_main(ui=args.ui))
     except InvalidInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
