@@ -12,6 +12,7 @@ emulator is one environment variable.
     prefect-scenario preflight DIR|s3://bucket/prefix/ [--strict] [--kind standard|style|edit]
     prefect-scenario emulator [--port 8787]
     prefect-scenario demo [--ui]
+    prefect-scenario setup [--no-pool]
     prefect-scenario webhooks register --url https://hooks.example.com/scenario [--block NAME]
     prefect-scenario webhooks list
     prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME] [--log-level INFO]
@@ -82,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="how retrain runs wait for a training (suspend: free the process meanwhile)")  # fmt: skip
     serve.add_argument("--watch-interval", type=float, default=30.0,
                        help="seconds between training-watcher cycles (0: do not serve the watcher)")  # fmt: skip
+    setup = commands.add_parser("setup", help="the work pool and blocks deployments/prefect.yaml names")
+    setup.add_argument("--no-pool", action="store_true", help="only save the blocks")
     _webhook_commands(commands)
     return parser
 
@@ -219,6 +222,13 @@ def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None
     return 0
 
 
+def _setup(args: argparse.Namespace) -> int:
+    from prefect_scenario.setup import setup
+
+    print("\n".join(asyncio.run(setup(pool=not args.no_pool)).lines()))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from prefect import serve
 
@@ -302,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_webhooks(args))
         if args.command == "webhook-receiver":
             return _webhook_receiver(args)
+        if args.command == "setup":
+            return _setup(args)
         if args.command == "demo":
             demo_main = _emulator_entry("scenario_emulator.demo")
             return 2 if demo_main is None else int(demo_main(ui=args.ui))

@@ -39,15 +39,18 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
         # A kubernetes pool needs no prefect-kubernetes here: the server has its job template.
         pool = run([str(BIN / "prefect"), "work-pool", "create", name, "--type", kind], prefect_server)
         assert pool.returncode == 0, pool.stdout + pool.stderr
-    deployed = run(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
-        prefect_server,
-        cwd=ROOT,
-    )
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    for yaml_file in ("deployments/prefect.yaml", "deployments/kubernetes.yaml"):
+        deployed = run(
+            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", yaml_file],
+            prefect_server,
+            cwd=ROOT,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployments = {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}
-    expected = {"training-watcher", "s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"}
-    assert expected <= set(deployments)
+    local = {"local-s3-sensor", "local-retrain-from-s3", "local-retrain-changed-datasets", "local-train-lora"}
+    assert {"training-watcher", *local} <= set(deployments)
+    assert deployments["local-train-lora"]["parameters"]["wait"] == "suspend"
+    assert all(d["work_pool_name"] == "scenario-local" for n, d in deployments.items() if n in local)
     check_kubernetes_deployments(deployments)
 
 
