@@ -13,6 +13,7 @@ Nothing leaves the machine; the emulator's training takes a few seconds.
 from __future__ import annotations
 
 import io
+import signal
 import socket
 import sys
 import tempfile
@@ -130,6 +131,11 @@ def _keep_up(server: Any, urls: list[str]) -> None:
     print(f"\nPrefect UI: {server.url}  (runs, artifacts and blocks; Ctrl-C stops the server)")
     for url in urls:
         print(f"  {url}")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `kill` stops the servers as Ctrl-C does
+
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         while True:
             time.sleep(3600)
@@ -150,9 +156,7 @@ def main(*, ui: bool = False) -> int:
         print("Starting a local Prefect server (about 20 s; up to 10 min on a busy machine)...")
         server.start()
         with quiet_prefect(server.api_url):
-            urls = _with_services(server if ui else None)
-        if ui:
-            _keep_up(server, urls)
+            _with_services(server if ui else None)
     except DemoError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
@@ -190,6 +194,9 @@ def _with_services(server: Any) -> list[str]:
             credentials = ScenarioCredentials(
                 api_key=config.api_key, api_secret=config.api_secret, project_id="demo", base_url=emulator.base_url
             )
-            return _story(credentials, f"http://127.0.0.1:{port}", emulator, server)
+            urls = _story(credentials, f"http://127.0.0.1:{port}", emulator, server)
+            if server is not None:  # the emulator serves the summaries' sample images: keep it up too
+                _keep_up(server, urls)
+            return urls
     finally:
         moto.stop()
