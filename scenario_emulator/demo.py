@@ -156,7 +156,10 @@ def main(*, ui: bool = False) -> int:
         print("Starting a local Prefect server (about 20 s; up to 10 min on a busy machine)...")
         server.start()
         with quiet_prefect(server.api_url):
-            _with_services(server if ui else None)
+            try:
+                _with_services(server if ui else None)
+            finally:
+                _send_logs()
     except DemoError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
@@ -170,6 +173,13 @@ def main(*, ui: bool = False) -> int:
     if not ui:
         print("See the runs, their artifacts and blocks in the Prefect UI: prefect-scenario demo --ui")
     return 0
+
+
+def _send_logs() -> None:
+    """Send the runs' queued log lines while the server is up (not at exit, once it stopped)."""
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=30)
 
 
 def _one_line(exc: BaseException) -> str:
