@@ -11,7 +11,8 @@ emulator is one environment variable.
     prefect-scenario cancel MODEL_ID
     prefect-scenario preflight DIR|s3://bucket/prefix/ [--strict] [--kind standard|style|edit]
     prefect-scenario emulator [--port 8787]
-    prefect-scenario demo
+    prefect-scenario demo [--ui]
+    prefect-scenario setup [--no-pool]
     prefect-scenario webhooks register --url https://hooks.example.com/scenario [--block NAME]
     prefect-scenario webhooks list
     prefect-scenario webhook-receiver [--host 0.0.0.0] [--port 8788] [--block NAME] [--log-level INFO]
@@ -80,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     preflight.add_argument("--near-duplicate-threshold", type=int, help="dHash bits apart for a near-duplicate (6)")
     preflight.add_argument("--kind", choices=["standard", "style", "edit"], default="standard", help="what it trains")
     commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
-    commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
+    demo = commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
+    demo.add_argument("--ui", action="store_true", help="start a Prefect server with its UI and keep it up afterwards")
     serve = commands.add_parser("serve", help="serve the sensor, retrain and cron deployments in this process")
     serve.add_argument("--bucket", help="the bucket holding the curated datasets (without: only the training watcher)")
     serve.add_argument("--prefix", default="", help="the root prefix; one dataset per sub-prefix")
@@ -98,6 +100,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="how retrain runs wait for a training (suspend: free the process meanwhile)")  # fmt: skip
     serve.add_argument("--watch-interval", type=float, default=30.0,
                        help="seconds between training-watcher cycles (0: do not serve the watcher)")  # fmt: skip
+    setup = commands.add_parser("setup", help="the work pool and blocks deployments/prefect.yaml names")
+    setup.add_argument("--no-pool", action="store_true", help="only save the blocks")
     _webhook_commands(commands)
     _watch_command(commands)
     return parser
@@ -264,6 +268,13 @@ def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None
     return 0
 
 
+def _setup(args: argparse.Namespace) -> int:
+    from prefect_scenario.setup import setup
+
+    print("\n".join(asyncio.run(setup(pool=not args.no_pool)).lines()))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from prefect_scenario.retraining.deployments import ServeConfig, serve_all
 
@@ -322,7 +333,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return (train if args.command == "train" else train_edit)(args)
     if args.command == "demo":
         demo_main = _emulator_entry("scenario_emulator.demo")
-        return 2 if demo_main is None else int(demo_main())
+        return 2 if demo_main is None else int(demo_main(ui=args.ui))
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
         "status": lambda a: asyncio.run(_status(a)),
         "cancel": lambda a: asyncio.run(_cancel(a)),
@@ -331,6 +342,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "webhooks": lambda a: asyncio.run(_webhooks(a)),
         "webhook-receiver": _webhook_receiver,
         "watch": _watch,
+        "setup": _setup,
     }
     return commands[args.command](args)
 

@@ -18,16 +18,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid5
 
-from prefect.artifacts import (
-    acreate_markdown_artifact,
-    acreate_progress_artifact,
-    acreate_table_artifact,
-    aupdate_progress_artifact,
-)
+from prefect.artifacts import acreate_progress_artifact, aupdate_progress_artifact
 from prefect.events import emit_event
 
-from prefect_scenario.api.models import DatasetScore, Model, TrainingProgress
-from prefect_scenario.catalog import get_training_type
+from prefect_scenario.api.models import Model, TrainingProgress
+from prefect_scenario.summaries import (
+    dataset_score_rows,
+    publish_dataset_score,
+    publish_summary,
+    summary_markdown,
+)
 
 __all__ = [
     "EVENT_CANCELED",
@@ -36,6 +36,7 @@ __all__ = [
     "EVENT_FAILED",
     "EVENT_PROGRESS",
     "EVENT_STARTED",
+    "OUTCOMES",
     "FleetReporter",
     "ProgressReporter",
     "add_progress_listener",
@@ -45,6 +46,8 @@ __all__ = [
     "emit_training_event",
     "model_resource",
     "progress_percent",
+    "publish_dataset_score",
+    "publish_summary",
     "summary_markdown",
     "terminal_event_id",
 ]
@@ -112,10 +115,27 @@ def emit_end_event(model: Model) -> None:
         emit_training_event(EVENT_CANCELED, model)
 
 
-def artifact_key(prefix: str, name: str) -> str:
-    """An artifact key (lowercase letters, digits and dashes only)."""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{name}".lower()).strip("-")
-    return slug[:100] or prefix
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def artifact_key(prefix: str, name: str, *, model_id: str | None = None) -> str:
+    """An artifact key (lowercase letters, digits and dashes only).
+
+    With ``model_id``: the prefix, the model's name (slugified, cut to 24 characters) and the
+    id's last 6 characters, at most 48 characters in all, so a card shows the whole key.
+
+    Example:
+        >>> artifact_key("scenario-progress", "Hero Character, full body v2", model_id="model_5h67Veg5fEU54q")
+        'scenario-progress-hero-character-full-bod-feu54q'
+    """
+    if model_id is None:
+        slug = _slug(f"{prefix}-{name}")
+        return slug[:100] or prefix
+    short = _slug(re.sub(r"^model_", "", model_id))[-6:].strip("-")
+    head = _slug(prefix)[:24]
+    named = _slug(name)[: 48 - len(head) - len(short) - 2].strip("-")
+    return "-".join(part for part in (head, named, short) if part) or prefix
 
 
 def progress_percent(status: str, progress: TrainingProgress | None) -> float:
@@ -145,6 +165,13 @@ def describe_progress(status: str, progress: TrainingProgress | None) -> str:
     return ", ".join(parts)
 
 
+OUTCOMES = ("trained", "refused", "failed", "canceled")
+
+
+def _outcome(model: Model) -> str:
+    return {"trained": "trained", "failed": "failed"}.get(model.status, "canceled")
+
+
 ProgressListener = Callable[[Model], None]
 _LISTENERS: list[ProgressListener] = []
 
@@ -159,9 +186,38 @@ def add_progress_listener(listener: ProgressListener) -> Callable[[], None]:
     return lambda: _LISTENERS.remove(listener)
 
 
+async def _run_progress_artifact(key: str) -> UUID | None:
+    """This flow run's latest progress artifact with ``key``, if any (a resumed run re-runs from the top)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        ArtifactFilterType,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    wanted = ArtifactFilter(
+        key=ArtifactFilterKey(any_=[key]),
+        flow_run_id=ArtifactFilterFlowRunId(any_=[context.flow_run.id]),
+        type=ArtifactFilterType(any_=["progress"]),
+    )
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=wanted, sort=ArtifactSort.CREATED_DESC, limit=1)
+    return found[0].id if found else None
+
+
 async def show_progress(artifact: UUID | None, key: str, percent: float, description: str) -> UUID | None:
-    """Create the progress artifact, or update it; return its id (monitoring never fails a training)."""
+    """Update the flow run's progress artifact with ``key``, creating it only if the run has none yet.
+
+    Returns its id (monitoring never fails a training: on an error, the id given).
+    """
     try:
+        artifact = artifact or await _run_progress_artifact(key)
         if artifact is None:
             return await acreate_progress_artifact(percent, key=key, description=description)
         await aupdate_progress_artifact(artifact, percent, description=description)
@@ -181,11 +237,28 @@ class ProgressReporter:
         self.model: Model | None = None
         self.key = key
         self._artifact: UUID | None = None
+        self._percent = 0.0
         self._last_stage: str | None = None
         self._last_decile = -1
 
     async def note(self, description: str, percent: float = 0.0) -> None:
         """Show a line on the progress artifact (e.g. waiting for a training slot) before the training starts."""
+        self._percent = percent
+        self._artifact = await show_progress(self._artifact, self.key, percent, description)
+
+    async def finish(self, outcome: str, detail: str | None = None) -> None:
+        """The artifact's last value: 100 and "trained", or the outcome where the progress stopped.
+
+        Args:
+            outcome: ``trained``, ``refused``, ``failed`` or ``canceled``.
+            detail: why, for the description (e.g. the refusal or the failure reason).
+        """
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        percent = 100.0 if outcome == "trained" else self._percent
+        label = self.model.name or self.model.id if self.model is not None else self.key
+        description = f"{label}: {outcome}" + (f": {detail}" if detail else "")
+        self._percent = percent
         self._artifact = await show_progress(self._artifact, self.key, percent, description)
 
     async def update(self, model: Model) -> None:
@@ -195,6 +268,7 @@ class ProgressReporter:
         progress = model.training_progress
         percent = progress_percent(model.status, progress)
         description = f"{model.name or model.id}: {describe_progress(model.status, progress)}"
+        self._percent = percent
         self._artifact = await show_progress(self._artifact, self.key, percent, description)
         stage = progress.stage if progress else model.status
         decile = int(percent // 10)
@@ -232,79 +306,27 @@ class FleetReporter:
             self._announced.add(model.id)
             event = {"trained": EVENT_COMPLETED, "failed": EVENT_FAILED}.get(model.status, EVENT_CANCELED)
             emit_training_event(event, model, {"reason": model.failure_reason} if model.status == "failed" else None)
-        percents = [progress_percent(m.status, m.training_progress) if m else 0.0 for m in self.models.values()]
-        mean = sum(percents) / max(1, len(percents))
-        done = sum(1 for m in self.models.values() if m is not None and m.is_terminal)
-        description = f"{done}/{len(self.models)} trainings finished"
+        await self._show()
+
+    async def finish(self, outcome: str | None = None) -> None:
+        """The fleet card's last value: 100 once every training ended, with each outcome counted.
+
+        Args:
+            outcome: for the trainings not seen to end (e.g. ``refused`` or ``canceled``).
+        """
+        if outcome is not None and outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, got {outcome!r}")
+        await self._show(unfinished=outcome)
+
+    async def _show(self, unfinished: str | None = None) -> None:
+        outcomes = [_outcome(m) if m is not None and m.is_terminal else unfinished for m in self.models.values()]
+        percents = [
+            100.0 if outcome else progress_percent(m.status, m.training_progress) if m else 0.0
+            for m, outcome in zip(self.models.values(), outcomes, strict=True)
+        ]
+        mean = round(sum(percents) / max(1, len(percents)), 1)
+        counts = {o: outcomes.count(o) for o in OUTCOMES if o in outcomes}
+        done = sum(counts.values())
+        tally = ", ".join(f"{n} {o}" for o, n in counts.items())
+        description = f"{done}/{len(self.models)} trainings finished" + (f": {tally}" if tally else "")
         self._artifact = await show_progress(self._artifact, self.key, mean, description)
-
-
-def dataset_score_rows(score: DatasetScore) -> list[dict[str, str]]:
-    """Rows of the dataset-score table artifact: one per warning."""
-    rows = [
-        {"asset": warning.asset_id or "", "other asset": "", "warning": "; ".join(warning.message)}
-        for warning in score.assets_warnings
-    ]
-    rows += [
-        {
-            "asset": warning.couple[0] if warning.couple else "",
-            "other asset": warning.couple[1] if len(warning.couple) > 1 else "",
-            "warning": "; ".join(warning.message),
-        }
-        for warning in score.asset_couples_warnings
-    ]
-    return rows or [{"asset": "", "other asset": "", "warning": "no warnings"}]
-
-
-async def publish_dataset_score(score: DatasetScore, *, key: str) -> None:
-    """The dataset score and its warnings as a table artifact."""
-    try:
-        await acreate_table_artifact(
-            dataset_score_rows(score),
-            key=key,
-            description=f"Training-dataset score {score.score:.2f} ({score.status or 'unknown'})",
-        )
-    except Exception as exc:
-        _log.warning("dataset score artifact not created: %s", type(exc).__name__)
-
-
-def summary_markdown(model: Model, *, parameters: Mapping[str, Any], cost: float | None) -> str:
-    """The trained model's summary: type, family, compatibility, parameters, epochs, cost."""
-    lines = [f"# {model.name or model.id}", "", "| | |", "|---|---|"]
-    lines.append(f"| Model | `{model.id}` |")
-    lines.append(f"| Status | {model.status} |")
-    if model.type:
-        try:
-            ttype = get_training_type(model.type)
-            lines.append(f"| Training type | `{ttype.id}` ({ttype.label}) |")
-            lines.append(f"| Family | {ttype.family} |")
-            lines.append(f"| Works with | {', '.join(ttype.compatible_inference_models)} |")
-            if ttype.default_inference_steps:
-                lines.append(f"| Default inference steps | {ttype.default_inference_steps} |")
-        except ValueError:
-            lines.append(f"| Training type | `{model.type}` |")
-    lines.append(f"| Training images | {model.training_images_number} |")
-    if cost is not None:
-        lines.append(f"| Cost | {cost:g} creative units |")
-    safe = {k: v for k, v in parameters.items() if k != "wandbKey"}
-    if safe:
-        lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]
-        lines += [f"| `{k}` | {v} |" for k, v in sorted(safe.items())]
-    if model.epochs:
-        lines += ["", "## Epochs", ""]
-        for epoch in model.epochs:
-            samples = " ".join(f"![sample]({a.url})" for a in epoch.assets if a.url)
-            lines.append(f"- epoch {epoch.epoch} {samples}".rstrip())
-    return "\n".join(lines) + "\n"
-
-
-async def publish_summary(model: Model, *, key: str, parameters: Mapping[str, Any], cost: float | None) -> None:
-    """The summary as a markdown artifact."""
-    try:
-        await acreate_markdown_artifact(
-            summary_markdown(model, parameters=parameters, cost=cost),
-            key=key,
-            description=f"Scenario model {model.id}",
-        )
-    except Exception as exc:
-        _log.warning("summary artifact not created: %s", type(exc).__name__)

@@ -10,7 +10,9 @@ The three plan limits (:mod:`.limits`) are off unless given.
 
 Without ``--api-key``/``--api-secret`` (or ``SCENARIO_EMULATOR_API_KEY`` /
 ``SCENARIO_EMULATOR_API_SECRET``) it accepts the documented default pair
-``emulator-key`` / ``emulator-secret``. The secret is never printed or logged.
+``emulator-key`` / ``emulator-secret``. It prints the variables that point
+``prefect-scenario`` at it, the local test secret included (``--print-env``: only
+those lines, then exit, for ``eval``); requests are never logged with it.
 
 The server speaks HTTP/1.1 through :class:`DroppableH11Protocol`, which lets the
 fault injector close a connection without an answer.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shlex
 import socket
 import sys
 import threading
@@ -37,7 +40,7 @@ from scenario_emulator.config import DEFAULT_API_KEY, DEFAULT_API_SECRET, TRANSP
 from scenario_emulator.faults import FaultConfig
 from scenario_emulator.limits import PlanLimits
 
-__all__ = ["DroppableH11Protocol", "EmulatorServer", "build_parser", "config_from_args", "main"]
+__all__ = ["DroppableH11Protocol", "EmulatorServer", "build_parser", "config_from_args", "env_lines", "main"]
 
 
 class DroppableH11Protocol(H11Protocol):
@@ -227,6 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--trigger-cooldown", type=float, default=0.0, help="plan limit: seconds between launches (default: 0)")
     add("--webhook-host", action="append", default=[], help="a host webhooks may be delivered to, besides loopback")
     add("--log-level", default="warning", help="uvicorn log level (default: %(default)s)")
+    add(
+        "--print-env",
+        action="store_true",
+        help='print the export lines for these settings and exit: eval "$(prefect-scenario emulator --print-env)"',
+    )
     return parser
 
 
@@ -265,15 +273,32 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     return config
 
 
-def _banner(base_url: str, config: EmulatorConfig, default_secret: bool) -> str:
-    secret_hint = "the default secret (see --help)" if default_secret else "the value you gave --api-secret"
+def env_lines(base_url: str, config: EmulatorConfig) -> list[str]:
+    """The ``export`` lines that point this project at the emulator: exactly the variables
+    :meth:`prefect_scenario.credentials.ScenarioCredentials.from_env` reads.
+
+    The secret is the emulator's own local test secret, never a user's: printing it is what
+    lets ``eval "$(prefect-scenario emulator --print-env)"`` or a copy-paste work.
+
+    Example:
+        >>> env_lines("http://127.0.0.1:8787/v1", EmulatorConfig())[0]
+        'export SCENARIO_BASE_URL=http://127.0.0.1:8787/v1'
+    """
+    values = {
+        "SCENARIO_BASE_URL": base_url,
+        "SCENARIO_API_KEY": config.api_key,
+        "SCENARIO_API_SECRET": config.api_secret,
+        "SCENARIO_PROJECT_ID": config.default_project_id,
+    }
+    return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def _banner(base_url: str, config: EmulatorConfig) -> str:
     return "\n".join(
         [
             f"Scenario API emulator on {base_url}",
-            "Point a client at it with:",
-            f"  export SCENARIO_BASE_URL={base_url}",
-            f"  export SCENARIO_SDK_API_KEY={config.api_key}",
-            f"  export SCENARIO_SDK_API_SECRET=...  # {secret_hint}",
+            "Point prefect-scenario at it (a local test key and secret, not a Scenario account's):",
+            *(f"  {line}" for line in env_lines(base_url, config)),
             f"Admin: {base_url.removesuffix('/v1')}/_emulator/health, /_emulator/requests, /_emulator/faults,"
             " /_emulator/limits",
         ]
@@ -302,9 +327,14 @@ def main(
         config = config_from_args(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.print_env:
+        if args.port == 0:
+            parser.error("--print-env needs the --port the emulator will listen on, not 0")
+        print("\n".join(env_lines(f"http://{args.host}:{args.port}/v1", config)))
+        return 0
     sock = _bind(args.host, args.port)
     app = create_app(config)
-    print(_banner(f"http://{args.host}:{sock.getsockname()[1]}/v1", config, config.api_secret == DEFAULT_API_SECRET))
+    print(_banner(f"http://{args.host}:{sock.getsockname()[1]}/v1", config))
     sys.stdout.flush()
     try:
         (serve or _serve)(app, sock, args.log_level)

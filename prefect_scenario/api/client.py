@@ -35,6 +35,7 @@ from prefect_scenario.exceptions import (
     APIStatusError,
     ConfigurationError,
     ConflictError,
+    InvalidInputError,
 )
 
 __all__ = [
@@ -223,14 +224,23 @@ class ScenarioClient(WebhookEndpoints):
 
     # -- training ---------------------------------------------------------------------
 
-    async def estimate_training_cost(self, model_id: str, parameters: TrainingParameters | None = None) -> CostEstimate:
+    async def estimate_training_cost(
+        self, model_id: str, parameters: TrainingParameters | None = None, *, training_images_count: int | None = None
+    ) -> CostEstimate:
         """``PUT /models/{id}/train?dryRun=true``: the creative units a training would cost (HTTP 269).
 
-        Safe to repeat: nothing is started or spent.
+        Safe to repeat. ``training_images_count`` prices a model with no images yet as if it held
+        that many: the API quotes only an existing model, and ignores the count once images are
+        there (scenario-sdk 2.4.0, ``scenario_sdk/resources/models/train.py:92-99, 120-121``).
         """
+        params: dict[str, str] = {"dryRun": "true"}
+        if training_images_count is not None:
+            if training_images_count < 1:
+                raise InvalidInputError(f"training_images_count must be at least 1, got {training_images_count}")
+            params["trainingImagesCount"] = str(training_images_count)
         data = await self._request(
             "PUT", f"{model_path(model_id)}/train", route="PUT /models/{id}/train?dryRun", json=_train_body(parameters),
-            params={"dryRun": "true"}, idempotent=True,
+            params=params, idempotent=True,
         )  # fmt: skip
         return CostEstimate.model_validate(data)
 

@@ -47,7 +47,9 @@ def check_units(name: str, value: float | None) -> float | None:
     try:
         return finite(name, value, minimum=0, allow_zero=False)
     except InvalidInputError:
-        raise ConfigurationError(f"{name} must be a positive number of creative units, got {value!r}") from None
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        shown = f"{value:g}" if number else repr(value)
+        raise ConfigurationError(f"{name} must be a positive number of creative units, got {shown}") from None
 
 
 def _configuration_error(exc: ValidationError) -> ConfigurationError:

@@ -127,21 +127,28 @@ async def prepare_spend(
     name="scenario-estimate-training-cost", task_run_name="scenario-estimate-training-cost-{model_id}", **TASK_OPTIONS
 )
 async def estimate_scenario_training_cost(
-    credentials: ScenarioCredentials | None, model_id: str, parameters: TrainingParameters | None = None
+    credentials: ScenarioCredentials | None,
+    model_id: str,
+    parameters: TrainingParameters | None = None,
+    *,
+    training_images_count: int | None = None,
 ) -> CostEstimate:
     """The creative units a training of the model would cost: a dry run, nothing is started or spent.
 
     Args:
         credentials: the Scenario credentials block (None: the ``SCENARIO_*`` environment).
-        model_id: the model, with its training images or pairs in place.
+        model_id: the model, with its training images or pairs in place, or still empty when
+            ``training_images_count`` is given.
         parameters: the training parameters (the cost depends on them, e.g. the epochs).
+        training_images_count: quote an empty model as if it held this many images (pairs on
+            an edit type), before the first upload; ignored by the API once images are there.
 
     Returns:
         The estimate (``creative_units_cost``).
     """
     resolved = await resolve_credentials(credentials)
     async with resolved.get_client() as client:
-        return await client.estimate_training_cost(model_id, parameters)
+        return await client.estimate_training_cost(model_id, parameters, training_images_count=training_images_count)
 
 
 def _budget_line(budget: ScenarioBudget | None) -> str:
@@ -269,8 +276,10 @@ async def publish_spend(project: str, budget: ScenarioBudget | None, day: date |
 
 
 async def _estimate(
-    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, params: TrainingParameters
+    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, params: TrainingParameters, quoted: float | None
 ) -> float | None:
+    if quoted is not None:  # priced before the upload (spend/quote.py): no second dry run
+        return quoted
     limited = plan.limited
     try:
         estimate = await estimate_scenario_training_cost(credentials, model.id, params)
@@ -330,9 +339,9 @@ async def _decide_and_reserve(
 
 
 async def check_spend(
-    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, params: TrainingParameters
+    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, params: TrainingParameters, quoted: float | None
 ) -> SpendCharge:
-    """Estimate the training (one dry run) and apply ``max_creative_units`` and the budget.
+    """Estimate the training (one dry run, unless ``quoted`` before the upload) and apply the limits.
 
     With a budget, the project's stale reservations (runs that crashed before their
     trigger's answer, triggers whose outcome was unknown) are settled first.
@@ -345,7 +354,7 @@ async def check_spend(
             nothing was triggered.
     """
     logger = run_logger()
-    units = await _estimate(plan, credentials, model, params)
+    units = await _estimate(plan, credentials, model, params, quoted)
     today = today_utc()
     context = FlowRunContext.get()
     run_id = str(context.flow_run.id) if context and context.flow_run else None

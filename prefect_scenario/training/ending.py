@@ -110,7 +110,15 @@ async def end_training(
     """
     emit_end_event(model)
     if summary_key is not None:
-        await publish_summary(model, key=summary_key, parameters=parameters or {}, cost=result.creative_units_cost)
+        timed = {k: v for k, v in phases.rounded().items() if k != "total"} if phases is not None else None
+        await publish_summary(
+            model,
+            key=summary_key,
+            parameters=parameters or {},
+            cost=result.creative_units_cost,
+            dataset_score=result.dataset_score,
+            phases=timed,
+        )
     run_logger().info("model %s is %s", model.id, model.status)
     ended = result.with_model(model)
     return ended.model_copy(update={"durations": phases.rounded()}) if phases is not None else ended

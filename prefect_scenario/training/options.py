@@ -139,7 +139,9 @@ class TrainingOptions(BaseModel):
     @field_validator("caption_prefix", mode="before")
     @classmethod
     def _prefix(cls, value: object) -> str | None:
-        return None if value is None else check_text("caption_prefix", value, max_length=MAX_PREFIX_LENGTH)
+        if value is not None:  # checked, but kept as given: its trailing ", " joins it to the caption
+            check_text("caption_prefix", value, max_length=MAX_PREFIX_LENGTH)
+        return value  # type: ignore[return-value]
 
     @field_validator("idempotency_key", "dataset", mode="before")
     @classmethod

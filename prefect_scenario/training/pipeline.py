@@ -49,9 +49,16 @@ from prefect_scenario.dataset.images import (
     prepare_pairs,
 )
 from prefect_scenario.dataset.preflight import run_flow_preflight
-from prefect_scenario.exceptions import ConfigurationError, InvalidTrainingTypeError, TrainingTimeout
+from prefect_scenario.exceptions import (
+    BudgetExceeded,
+    ConfigurationError,
+    DatasetRejected,
+    InvalidTrainingTypeError,
+    TrainingTimeout,
+)
 from prefect_scenario.reporting import EVENT_CANCELED, ProgressReporter, artifact_key, emit_training_event
 from prefect_scenario.spend.gate import SpendCharge, SpendPlan, check_spend, prepare_spend, publish_spend
+from prefect_scenario.spend.quote import quote_before_upload
 from prefect_scenario.tags import WAITING_TAG
 from prefect_scenario.training.ending import EpochResult, Phases, TrainingResult, end_training
 from prefect_scenario.training.options import TrainingOptions
@@ -243,7 +250,11 @@ async def _steps(
         return reused
     ledger_write: Callable[[], Awaitable[None]] | None = None
     if model.status != "training":
-        result, ledger_write = await _start(run, model, result, images, pairs)
+        try:
+            result, ledger_write = await _start(run, model, result, images, pairs)
+        except (BudgetExceeded, DatasetRejected) as exc:
+            await _refused(model, exc)
+            raise
     if options.mode == "none":
         return result.model_copy(update={"durations": phases.rounded()})
     if options.mode == "suspend":
@@ -268,6 +279,13 @@ async def _steps(
     )
 
 
+async def _refused(model: Model, exc: Exception) -> None:
+    """The progress card's last word on a training refused before its trigger (not a stuck 0 %)."""
+    reporter = ProgressReporter(key=artifact_key("scenario-training", model.id))
+    reporter.model = model
+    await reporter.finish("refused", str(exc))
+
+
 async def _start(
     run: _Run,
     model: Model,
@@ -277,6 +295,8 @@ async def _start(
 ) -> tuple[TrainingResult, Callable[[], Awaitable[None]] | None]:
     """Upload, score, estimate and trigger; the result as started and the ledger write left to do."""
     credentials, options, phases = run.credentials, run.options, run.phases
+    count = len(pairs) if pairs is not None else len(images or [])
+    quoted = await quote_before_upload(run.spend, credentials, model, run.params, count)  # a certain refusal: no upload
     with phases.phase("upload"):
         if pairs is not None:
             await set_scenario_training_pairs(credentials, model.id, pairs, options.upload_concurrency)
@@ -284,7 +304,7 @@ async def _start(
             await add_scenario_training_images(credentials, model.id, images or [], options.upload_concurrency)
     with phases.phase("score"):
         score = await check_scenario_dataset_score(credentials, model.id, options.min_dataset_score)
-    spend: SpendCharge = await check_spend(run.spend, credentials, model, run.params)  # one dry run; limits
+    spend: SpendCharge = await check_spend(run.spend, credentials, model, run.params, quoted)  # limits
     with phases.phase("trigger"):
         async with spend.settling_on_error():  # released, or kept until settled
             answer = await trigger_scenario_training(

@@ -23,8 +23,9 @@ Choices where Scenario is silent:
   nothing and answers **269** with the cost fields only, ``{creativeUnitsCost,
   creativeUnitsDiscount, costDetails}``, the shape Scenario's blender plugin captured
   for dry runs. With no training images, ``trainingImagesCount`` stands in for their
-  number. The cost is :func:`..pricing.training_cost`, the same as the real
-  trigger's ``creativeUnitsCost`` and its job's ``billing.cuCost``.
+  number (pairs on an edit type), so a dataset is quoted before any upload. The cost
+  is :func:`..pricing.training_cost`, the same as the real trigger's ``creativeUnitsCost``
+  and its job's ``billing.cuCost``.
 - Cancelling a model that is not training: already ``training-canceled`` → 200
   (idempotent), anything else → 409.
 - A model without ``name``/``shortDescription`` gets generated ones when training
@@ -70,10 +71,20 @@ def _validated(request: Request, store: EmulatorStore, model: ModelRecord, body:
 
 
 def _dataset_size(model: ModelRecord, simulated: int | None) -> tuple[int, int]:
-    """The (images, pairs) a training of ``model`` would use (400 if the type refuses them)."""
+    """The (images, pairs) a training of ``model`` would use (400 if the type refuses them).
+
+    ``simulated`` is a dry run's ``trainingImagesCount``: "Simulate the number of training
+    images, used for dryRun purpose. Ignored if the model already has training images."
+    (scenario-sdk 2.4.0, ``scenario_sdk/resources/models/train.py:120-121``). It quotes an
+    empty model as if it held that many images; on an edit type, that many pairs (each pair
+    is one training image with its source, the only kind an edit type takes).
+    """
     images, pairs = len(model.loose_image_ids()), len(model.pairs)
-    if not model.training_images and simulated is not None:
-        images = simulated
+    if not model.training_images and not model.pairs and simulated is not None:
+        if get_training_type(model.type).edit:
+            pairs = simulated
+        else:
+            images = simulated
     try:
         check_dataset_size(model.type, images=images, pairs=pairs)
     except InvalidInputError as exc:

@@ -179,3 +179,12 @@ def test_a_transient_fault_is_survived_by_a_retry() -> None:
                 return (await client.get_model(model.id)).id
 
         assert asyncio.run(run()).startswith("model_")
+
+
+async def test_a_dataset_is_quoted_before_its_first_upload(emulator_app: EmulatorApp) -> None:
+    async with make_client(emulator_app) as client:
+        model = await client.create_model(name="hero", training_type="flux.2-dev-lora")
+        estimate = await client.estimate_training_cost(model.id, training_images_count=8)
+        assert estimate.creative_units_cost == 50 + 10 * 8 + 2 * 10
+        assert (await client.get_model(model.id)).training_images_number == 0
+    assert "trainingImagesCount=8" in str(emulator_app.requests()[-2]["query"])

@@ -39,17 +39,23 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
         # A kubernetes pool needs no prefect-kubernetes here: the server has its job template.
         pool = run([str(BIN / "prefect"), "work-pool", "create", name, "--type", kind], prefect_server)
         assert pool.returncode == 0, pool.stdout + pool.stderr
-    deployed = run(
-        [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
-        prefect_server,
-        cwd=ROOT,
-    )
-    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    for yaml_file in ("deployments/prefect.yaml", "deployments/kubernetes.yaml"):
+        deployed = run(
+            [str(BIN / "prefect"), "--no-prompt", "deploy", "--all", "--prefect-file", yaml_file],
+            prefect_server,
+            cwd=ROOT,
+        )
+        assert deployed.returncode == 0, deployed.stdout + deployed.stderr
     deployments = {d["name"]: d for d in prefect_server.post("/deployments/filter", {})}
-    expected = {"s3-curated-images-sensor", "retrain-from-s3", "retrain-changed-datasets"}
-    assert expected <= set(deployments)
+    local = {"local-s3-sensor", "local-retrain-from-s3", "local-retrain-changed-datasets", "local-train-lora"}
+    assert local <= set(deployments)
+    assert deployments["local-train-lora"]["parameters"]["wait"] == "suspend"
+    assert all(d["work_pool_name"] == "scenario-local" for n, d in deployments.items() if n in local)
     # The watcher is a service (`prefect-scenario watch`), never a scheduled flow run per cycle.
     assert "training-watcher" not in deployments
+    for cycle in ("local-s3-sensor", "local-retrain-changed-datasets"):  # one cycle at a time, never a pile
+        assert deployments[cycle]["concurrency_limit"] == 1, deployments[cycle]
+        assert deployments[cycle]["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
     check_kubernetes_deployments(deployments)
 
 

@@ -121,7 +121,7 @@ async def test_admin_clock_and_files(emulator_config: EmulatorConfig) -> None:
 # -- CLI, public names, no leaked secret ------------------------------------------------------------------------
 
 
-def test_cli_prints_how_to_connect_but_never_the_secret(
+def test_cli_prints_the_variables_the_project_reads(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     served: list[EmulatorApp] = []
@@ -131,8 +131,11 @@ def test_cli_prints_how_to_connect_but_never_the_secret(
     argv = ["emulator", "--port", "0", "--api-key", "cli-key", "--api-secret", "cli-secret-xyz", "--train-seconds", "4"]
     assert cli_main([*argv, "--error-rate", "0.1", "--fail-name", "bad"]) == 0
     out = capsys.readouterr().out
-    assert "http://127.0.0.1:" in out and "/v1" in out and "SCENARIO_SDK_API_KEY=cli-key" in out
-    assert "cli-secret-xyz" not in out
+    assert "http://127.0.0.1:" in out and "/v1" in out
+    for line in ("export SCENARIO_API_KEY=cli-key", "export SCENARIO_API_SECRET=cli-secret-xyz",
+                 "export SCENARIO_PROJECT_ID=proj_emulator"):  # fmt: skip
+        assert line in out
+    assert "SCENARIO_SDK_" not in out
     config = served[0].config
     assert (config.api_secret, config.train_seconds, config.faults.error_rate, tuple(config.fail_names)) == (
         "cli-secret-xyz",
@@ -144,6 +147,22 @@ def test_cli_prints_how_to_connect_but_never_the_secret(
     with pytest.raises(SystemExit) as exited:
         server_module.main(["--port", "0", "--error-rate", "3"])
     assert exited.value.code == 2
+
+
+def test_print_env_is_what_from_env_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    import shlex
+
+    from prefect_scenario.credentials import ScenarioCredentials
+
+    argv = ["--port", "8799", "--api-key", "k-1", "--api-secret", "s 2'x", "--project-id", "proj_x"]
+    assert server_module.main([*argv, "--print-env"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in lines)
+    credentials = ScenarioCredentials.from_env(env)
+    assert credentials.base_url == "http://127.0.0.1:8799/v1" and credentials.project_id == "proj_x"
+    assert (credentials.api_key.get_secret_value(), credentials.api_secret.get_secret_value()) == ("k-1", "s 2'x")
+    with pytest.raises(SystemExit):
+        server_module.main(["--port", "0", "--print-env"])
 
 
 def test_public_names() -> None:

@@ -94,6 +94,42 @@ async def test_dry_run_changes_nothing(emulator_client: httpx.AsyncClient) -> No
     assert_json_error(await emulator_client.put(f"/models/{model_id}/train", json={}), 400)  # still no images
 
 
+@pytest.mark.parametrize(
+    ("type_", "count", "expected"),
+    [
+        pytest.param("flux.2-dev-lora", 1, training_cost(images=1, pairs=0, nb_epochs=10), id="standard-one"),
+        pytest.param("flux.2-dev-lora", 12, training_cost(images=12, pairs=0, nb_epochs=10), id="standard-twelve"),
+        pytest.param("qwen-image-edit-lora", 3, training_cost(images=0, pairs=3, nb_epochs=10), id="edit-pairs"),
+    ],
+)
+async def test_a_dry_run_quotes_an_empty_model_before_any_upload(
+    emulator_client: httpx.AsyncClient, type_: str, count: int, expected: float
+) -> None:
+    model_id = await new_model(emulator_client, type_)
+    response = await emulator_client.put(
+        f"/models/{model_id}/train", params={"dryRun": "true", "trainingImagesCount": str(count)}, json={}
+    )
+    assert response.status_code == 269, response.text
+    assert response.json()["creativeUnitsCost"] == expected
+    listed = (await emulator_client.get(f"/models/{model_id}")).json()["model"]
+    assert listed["status"] == "new" and not listed.get("trainingImages")
+
+
+async def test_the_simulated_count_is_ignored_once_images_are_there(emulator_client: httpx.AsyncClient) -> None:
+    model_id = await new_model(emulator_client)
+    await add_images(emulator_client, model_id, 2)
+    response = await emulator_client.put(
+        f"/models/{model_id}/train", params={"dryRun": "true", "trainingImagesCount": "30"}, json={}
+    )
+    assert response.json()["creativeUnitsCost"] == training_cost(images=2, pairs=0, nb_epochs=10)
+
+
+async def test_a_dry_run_without_images_or_count_is_refused(emulator_client: httpx.AsyncClient) -> None:
+    model_id = await new_model(emulator_client)
+    response = await emulator_client.put(f"/models/{model_id}/train", params={"dryRun": "true"}, json={})
+    assert "at least 1 training image" in assert_json_error(response, 400)["reason"]
+
+
 async def test_wandb_key_is_never_echoed(emulator_client: httpx.AsyncClient) -> None:
     model_id = await new_model(emulator_client)
     await add_images(emulator_client, model_id, 1)

@@ -166,9 +166,9 @@ ROWS: list[Bad] = [
         "sampleSourceImages": ["asset_1"]}}), exc.InvalidParametersError,
         r"sampleSourceImages must be the same length as samplePrompts \(1 != 2\)"),
     # -- run settings and credentials ---------------------------------------------------------------
-    Bad("zero-timeout", standard(timeout_seconds=0), exc.ConfigurationError, r"timeout_seconds must be positive"),
+    Bad("zero-timeout", standard(timeout_seconds=0), exc.ConfigurationError, r"timeout_seconds must be above 0"),
     Bad("zero-concurrency", standard(upload_concurrency=0), exc.ConfigurationError,
-        r"upload_concurrency must be at least 1"),
+        r"upload_concurrency must be 1 to 16"),
     Bad("no-credentials", standard(credentials=None), exc.ConfigurationError,
         r"set the environment variable\(s\) SCENARIO_API_KEY, SCENARIO_API_SECRET, SCENARIO_PROJECT_ID"),
     Bad("empty-key", standard(credentials={"api_key": ""}), exc.ConfigurationError,

@@ -77,6 +77,20 @@ async def test_max_creative_units_below_the_estimate_refuses_before_any_trigger(
     )
     assert "104" in str(raised.value) and "max_creative_units=100" in str(raised.value)
     assert (puts(fast_emulator, 269), puts(fast_emulator, 200)) == (1, 0)
+    # Quoted with trainingImagesCount on the empty model: refused before any image was sent.
+    assert "before any upload" in str(raised.value)
+    assert not [r for r in fast_emulator.requests() if "training-images" in r["path"]]
+
+
+async def test_a_refused_training_ends_its_progress_card_with_the_refusal(fast_emulator: EmulatorServer) -> None:
+    with pytest.raises(BudgetExceeded) as raised:
+        await train(fast_emulator, project(), "card", 4, max_creative_units=100)
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    key = artifact_key("scenario-training", str(raised.value.model_id))
+    async with get_client() as prefect:
+        (card,) = await prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert str(card.description).startswith("card: refused: training refused before any upload")
 
 
 async def test_max_creative_units_above_the_estimate_trains_after_exactly_one_dry_run(
@@ -85,7 +99,10 @@ async def test_max_creative_units_above_the_estimate_trains_after_exactly_one_dr
     proj = project()
     result = await train(fast_emulator, proj, "roomy", 2, max_creative_units=150)
     assert result.status == "trained" and result.creative_units_cost == ESTIMATE
+    # One dry run: the quote before the upload (trainingImagesCount), which the gate then uses.
     assert (puts(fast_emulator, 269), puts(fast_emulator, 200)) == (1, 1)
+    quotes = [r for r in fast_emulator.requests() if r["method"] == "PUT" and r["status"] == 269]
+    assert "trainingImagesCount=5" in str(quotes[0]["query"])
     [entry] = await read_entries(proj, today_utc())
     assert (entry.estimate, entry.actual, entry.status, entry.dataset) == (ESTIMATE, ESTIMATE, "spent", "roomy")
     # A model already trained and reused costs nothing: no dry run, no trigger, no entry.
@@ -238,7 +255,17 @@ async def test_the_ledger_artifact_lists_the_training_and_holds_no_secret(fast_e
         )
     text = json.dumps([a.model_dump(mode="json") for a in artifacts])
     assert {a.key for a in artifacts} == wanted
-    assert result.model_id in text and "estimated 104 creative units" in text
+    # A key's every version is returned (other tests' ledgers too): this training's row is in one.
+    rows = [r for a in artifacts if a.key == LEDGER_ARTIFACT_KEY for r in json.loads(str(a.data))]
+    row = next(r for r in rows if r["model"] == result.model_id)
+    assert (row["model"], row["estimate"], row["actual cost"], row["status"]) == (
+        result.model_id,
+        "104",
+        "104",
+        "spent",
+    )
+    (progress,) = [a for a in artifacts if a.key == artifact_key("scenario-training", result.model_id)]
+    assert (progress.data, progress.description) == (100, "shown: trained")  # not left at the estimate's 0 %
     assert KEY not in text and SECRET not in text
 
 
