@@ -2,8 +2,8 @@
 server, with the emulator's printed variables; the trained run's artifacts are read back.
 
 Two substitutions only: a free port for the emulator's 8787, and the test's own image folder
-for ``images/``. Background commands (``&``) are started and stopped by the test. The yaml's
-``training-watcher`` deployment, run by the same worker, resumes the suspended run.
+for ``images/``. Background commands (``&``) are started and stopped by the test. The recipe's
+``prefect-scenario watch`` service (no flow runs) resumes the suspended run.
 """
 
 from __future__ import annotations
