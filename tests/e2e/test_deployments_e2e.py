@@ -54,7 +54,9 @@ def test_block_registration_and_prefect_deploy(prefect_server: PrefectServer) ->
     # The watcher is a service (`prefect-scenario watch`), never a scheduled flow run per cycle.
     assert "training-watcher" not in deployments
     for cycle in ("local-s3-sensor", "local-retrain-changed-datasets"):  # one cycle at a time, never a pile
-        assert deployments[cycle]["concurrency_limit"] == 1, deployments[cycle]
+        # Prefect 3.9 answers the limit as the deployment's global concurrency limit.
+        limit = deployments[cycle]["concurrency_limit"] or (deployments[cycle]["global_concurrency_limit"] or {})
+        assert limit == 1 or limit.get("limit") == 1, deployments[cycle]
         assert deployments[cycle]["concurrency_options"]["collision_strategy"] == "CANCEL_NEW"
     check_kubernetes_deployments(deployments)
 
