@@ -152,7 +152,9 @@ def backoff(retries_made: int, *, jitter: float | None = None, rng: random.Rando
     """Capped exponential backoff with jitter in (0.75, 1], for ``retries_made`` retries so far.
 
     Example:
-        >>> backoff(10, jitter=1.0) == MAX_DELAY
+        >>> backoff(0, jitter=1.0) < backoff(1, jitter=1.0)
+        True
+        >>> backoff(20, jitter=1.0) == backoff(40, jitter=1.0)  # capped
         True
     """
     if jitter is None:

@@ -160,6 +160,11 @@ class WatchReport(BaseModel):
         None, description="Seconds until the earliest predicted end of a training still waited for (if predicted)."
     )
 
+    def brief(self) -> str:
+        """The report's non-empty fields on one line, for a log: ``resumed=['…'], ended=['model_…']``."""
+        shown = [f"{name}={value!r}" for name, value in self if value not in (0, None, [])]
+        return ", ".join(shown) or "nothing waited"
+
     def expect_end_in(self, seconds: float) -> None:
         """Remember a predicted end: the report keeps the earliest."""
         if self.next_check_seconds is None or seconds < self.next_check_seconds:

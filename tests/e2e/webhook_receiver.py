@@ -37,7 +37,7 @@ __all__ = ["Receiver", "webhook_receiver"]
 
 COMPLETED = "model.training.completed"
 # The receiver's line once a hint ran: the watcher's WatchReport, whose `resumed` lists flow-run ids.
-_DONE = re.compile(r"webhook hint for (model_[\w-]+) done: WatchReport\((.*)\)")
+_DONE = re.compile(r"webhook hint for (model_[\w-]+) done: (.*)$", re.MULTILINE)
 _RESUMED = re.compile(r"resumed=\[([^\]]*)\]")
 
 

@@ -149,3 +149,12 @@ def test_the_watch_command_runs_the_service_until_interrupted(
     assert cli.main(["watch", "--interval", "5", "--scenario-block", "emu"]) == 0
     assert calls == [("emu", 5.0)]
     assert "no flow runs" in capsys.readouterr().err
+
+
+def test_a_report_reads_on_one_line_with_every_id_it_resumed() -> None:
+    run_ids = [f"{i:08d}-0000-0000-0000-000000000000" for i in range(3)]
+    report = WatchReport(waiting=3, resumed=run_ids, ended=["model_a" * 10], bulk_requests=1)
+    line = report.brief()
+    assert "\n" not in line and all(run in line for run in run_ids)
+    assert "timed_out" not in line and "next_check_seconds" not in line
+    assert WatchReport().brief() == "nothing waited"
