@@ -32,6 +32,7 @@ def test_the_registry_is_the_bench_files() -> None:
     assert len(files) >= 5
 
 
+@pytest.mark.e2e  # emulator and moto server processes, every benchmark once: about a minute or more
 @pytest.mark.timeout(420)
 def test_every_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
     from prefect.settings import PREFECT_API_URL

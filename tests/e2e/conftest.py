@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,15 @@ from tests.e2e.engine import KEY, SECRET, Engine, running_engine
 # An hour of training each: the tests end trainings by moving the emulator's clock
 # (`advance_clock`), never by waiting for them.
 TRAINING_SECONDS = 3600.0
+
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/e2e/ starts real servers: it is marked ``e2e`` (``make check`` skips it)."""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
