@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint unit doctest bench bench-smoke e2e clean
+.PHONY: demo test check lint unit unit-fast doctest bench bench-smoke e2e clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,9 +34,21 @@ endef
 test: lint
 	@$(MAKE) --no-print-directory -k unit doctest
 
+# The fast loop: lint, every test not marked e2e (no prefect server, workers, PostgreSQL,
+# killed child processes or benchmark smoke run), and the doctests. See docs/development.md.
+check: lint
+	@$(MAKE) --no-print-directory -k unit-fast doctest
+
 # The test suite: unit, reliability and end-to-end tests, the benchmark smoke run, packaging.
 unit: $(STAMP)
 	$(call with_own_prefect_home,$(BIN)/pytest -q)
+
+unit-fast: $(STAMP)
+	$(call with_own_prefect_home,$(BIN)/pytest -q -m 'not e2e')
+
+# Only the tests marked e2e (what `make test` runs on top of `make check`).
+e2e: $(STAMP)
+	$(call with_own_prefect_home,$(BIN)/pytest -q -m e2e)
 
 # The docstring examples of both packages, run against the emulator (see conftest.py).
 doctest: $(STAMP)

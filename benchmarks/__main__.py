@@ -2,7 +2,9 @@
 
 ``python -m benchmarks`` runs all of them in one Prefect harness and writes
 ``benchmarks/results/latest.json`` (for regression checks) and
-``benchmarks/results/latest.md`` (the table the README shows). Every ratio is the
+``benchmarks/results/latest.md``, and puts that table into ``docs/benchmarks.md`` between
+its ``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers (the prose around them
+stays). Every ratio is the
 contender against a baseline measured in the same run, alternating with it.
 ``python -m benchmarks sensor memory`` runs only those and writes ``partial.json`` and
 ``partial.md``. ``BENCH_REPS`` and ``BENCH_LATENCY`` change the repetitions and the
@@ -12,7 +14,7 @@ added latency.
 tiny sizes and judges no target: it proves the benchmarks still run against the
 package (``tests/test_benchmarks_smoke.py`` does it in ``make test``). It writes
 ``smoke.json`` and ``smoke.md`` to ``--out`` (default: a new temporary directory),
-never over the measured results.
+never over the measured results, and leaves ``docs/benchmarks.md`` alone.
 
 The benchmarks are the ``benchmarks/bench_*.py`` files (see :func:`benchmarks.discover`):
 a new file with a ``run()`` and a ``BASELINE`` is run, and smoke-tested, without
@@ -34,6 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import RESULTS, discover
+
+DOCS = RESULTS.parents[1] / "docs" / "benchmarks.md"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
 def machine(modules: dict[str, Any]) -> dict[str, Any]:
@@ -93,6 +98,26 @@ def markdown(
     return "\n".join(lines) + "\n"
 
 
+def between_markers(document: str, table: str) -> str:
+    """``document`` with what lies between its bench markers replaced by ``table``.
+
+    >>> between_markers("intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nafter\n", "new\n")
+    'intro\n<!-- bench:start -->\nnew\n<!-- bench:end -->\nafter\n'
+    """
+    head, start, rest = document.partition(START)
+    _, end, tail = rest.partition(END)
+    if not start or not end:
+        raise ValueError(f"{DOCS} has no {START} ... {END} section for the table")
+    return f"{head}{START}\n{table}{END}{tail}"
+
+
+def write_docs(table: str, docs: Path = DOCS) -> None:
+    """Put a full run's table into ``docs/benchmarks.md``, with the machine's load average."""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    stamped = f"{table}\nLoad average when the run ended (1, 5, 15 min): {load}.\n"
+    docs.write_text(between_markers(docs.read_text(), stamped))
+
+
 def main() -> int:
     available = discover()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,13 +155,16 @@ def main() -> int:
             print(f"  ({time.monotonic() - begun:.1f} s)", flush=True)
             rows += found
     info = {**machine(modules), "seconds": round(time.monotonic() - started, 1)}
-    # Only a full measuring run replaces the table the README shows.
+    # Only a full measuring run into benchmarks/results replaces latest.* and the table in
+    # docs/benchmarks.md; a smoke run (a temporary directory) or a partial run does not.
     stem = "smoke" if SMOKE else "latest" if names == available else "partial"
     out.mkdir(parents=True, exist_ok=True)
     baselines = {n: str(getattr(m, "BASELINE", "")) for n, m in modules.items()}
     document = {"machine": info, "rows": rows, "errors": errors, "baselines": baselines}
     (out / f"{stem}.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     (out / f"{stem}.md").write_text(markdown(info, rows, baselines, errors))
+    if stem == "latest" and out == RESULTS:
+        write_docs(markdown(info, rows, baselines, errors))
     if SMOKE:
         print(f"\nSmoke: {len(rows)} rows from {len(names) - len(errors)} of {len(names)} benchmarks")
     else:
@@ -146,6 +174,8 @@ def main() -> int:
     for name, error in errors.items():
         print(f"FAILED {name}: {error}")
     print(f"Took {info['seconds']:.1f} s. Wrote {out / stem}.json and .md")
+    if stem == "latest" and out == RESULTS:
+        print(f"Updated the table in {DOCS}")
     return 1 if errors else 0
 
 

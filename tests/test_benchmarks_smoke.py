@@ -32,12 +32,28 @@ def test_the_registry_is_the_bench_files() -> None:
     assert len(files) >= 5
 
 
+def test_a_full_run_replaces_only_the_table_between_the_markers_of_the_docs(tmp_path: Path) -> None:
+    from benchmarks.__main__ import END, START, write_docs
+
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# Benchmarks\n\nProse before.\n\n{START}\nthe old table\n{END}\n\nProse after.\n")
+    write_docs("| the | newest table |\n", docs)
+    text = docs.read_text()
+    assert text.startswith("# Benchmarks\n\nProse before.\n\n" + START + "\n| the | newest table |\n")
+    assert text.endswith(f"{END}\n\nProse after.\n") and "old table" not in text
+    assert "Load average when the run ended" in text
+    docs.write_text("no markers\n")
+    with pytest.raises(ValueError, match="bench:start"):
+        write_docs("| x |\n", docs)
+
+
+@pytest.mark.e2e  # emulator and moto server processes, every benchmark once: about a minute or more
 @pytest.mark.timeout(420)
 def test_every_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
     from prefect.settings import PREFECT_API_URL
 
     out = tmp_path / "results"
-    latest = {p: p.stat().st_mtime_ns for p in RESULTS.glob("latest.*")}
+    latest = {p: p.stat().st_mtime_ns for p in [*RESULTS.glob("latest.*"), ROOT / "docs" / "benchmarks.md"]}
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "BENCH_"))},
         "BENCH_PREFECT_API_URL": str(PREFECT_API_URL.value()),
@@ -75,6 +91,6 @@ def test_every_benchmark_runs_in_smoke_mode(tmp_path: Path) -> None:
     assert set(document["baselines"]) == set(discover())
     assert all(document["baselines"].values()), "every benchmark says what its baseline is (BASELINE)"
     assert "Smoke run" in (out / "smoke.md").read_text()
-    # The measured results are left alone.
-    assert {p: p.stat().st_mtime_ns for p in RESULTS.glob("latest.*")} == latest
+    # The measured results, and the table in docs/benchmarks.md, are left alone.
+    assert {p: p.stat().st_mtime_ns for p in [*RESULTS.glob("latest.*"), ROOT / "docs" / "benchmarks.md"]} == latest
     print(f"benchmark smoke run: {len(rows)} rows in {took:.1f} s")

@@ -1,8 +1,8 @@
-"""Every Python block of the README runs, against the emulator, as a reader would run it.
+"""Every Python block of the README and of ``docs/*.md`` runs, against the emulator, as a reader would run it.
 
-The Quick start runs as a plain script in a child process (``python train.py``) with only the
-credentials filled in; the other blocks run in this process, with a saved ``scenario``
-credentials block and the image folders they name.
+The README's Quick start runs as a plain script in a child process (``python train.py``) with
+only the credentials filled in; every other block, in the README or any page of ``docs/``, runs
+in this process, with a saved ``scenario`` credentials block and the image folders they name.
 """
 
 from __future__ import annotations
@@ -23,7 +23,21 @@ from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import KEY, SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
-BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _blocks(document: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", document.read_text(), flags=re.S)
+
+
+BLOCKS = _blocks(ROOT / "README.md")
+# Every block but the Quick start: (where it is, its code).
+OTHER_BLOCKS = [
+    (f"{document.relative_to(ROOT).as_posix()} block {number + 1}", code)
+    for document in DOCUMENTS
+    for number, code in enumerate(_blocks(document))
+    if (document.name, number) != ("README.md", 0)
+]
 
 
 def _images(folder: Path, names: dict[str, int]) -> None:
@@ -34,10 +48,14 @@ def _images(folder: Path, names: dict[str, int]) -> None:
             Image.new("RGB", (64, 64), color).save(folder / directory / f"{i:02d}.png", "PNG")
 
 
-def test_the_readme_has_the_blocks_this_test_expects() -> None:
-    assert len(BLOCKS) >= 5 and "YOUR_API_KEY" in BLOCKS[0]
+def test_the_readme_and_the_docs_have_the_blocks_this_test_expects() -> None:
+    assert len(BLOCKS) >= 2 and "YOUR_API_KEY" in BLOCKS[0]
+    where = {name.split(" block ")[0] for name, _ in OTHER_BLOCKS}
+    assert {"README.md", "docs/usage.md", "docs/budget.md"} <= where
+    assert len(OTHER_BLOCKS) >= 7
 
 
+@pytest.mark.e2e  # a child process that starts its own Prefect server (`make check` skips it)
 def test_the_quick_start_as_a_plain_script_prints_a_trained_model(
     fast_emulator: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -61,9 +79,9 @@ def test_the_quick_start_as_a_plain_script_prints_a_trained_model(
 
 
 @pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.parametrize("number", range(1, len(BLOCKS)), ids=lambda n: f"block-{n + 1}")
+@pytest.mark.parametrize(("where", "code"), OTHER_BLOCKS, ids=[name for name, _ in OTHER_BLOCKS])
 def test_every_other_block_runs(
-    number: int, fast_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    where: str, code: str, fast_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ScenarioCredentials(api_key=KEY, api_secret=SECRET, project_id="readme", base_url=fast_emulator.base_url).save(
         "scenario", overwrite=True
@@ -72,5 +90,5 @@ def test_every_other_block_runs(
     monkeypatch.chdir(tmp_path)
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(BLOCKS[number], f"README.md block {number + 1}", "exec"), {"__name__": "__main__"})
+        exec(compile(code, where, "exec"), {"__name__": "__main__"})
     assert "trained" in printed.getvalue()

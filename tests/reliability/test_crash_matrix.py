@@ -36,7 +36,8 @@ from scenario_emulator.faults import FaultConfig
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
 from tests.reliability._support import PROJECT, Holdings, holdings_of, seeded_pngs, sha, train_triggers
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+# e2e: each case starts a flow in a child process and SIGKILLs it (slow; `make check` skips it).
+pytestmark = [pytest.mark.usefixtures("prefect_harness"), pytest.mark.e2e]
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING_TYPE = "flux.2-klein-4b-lora"

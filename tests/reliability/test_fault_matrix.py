@@ -68,6 +68,7 @@ async def _task_retries(flow_run_id: Any) -> int:
     return sum(max(0, (r.run_count or 1) - 1) for r in runs)
 
 
+@pytest.mark.e2e  # 6 scenarios × PSC_FAULT_RUNS full trainings: about 2.5 minutes (`make check` skips it)
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
 async def test_every_run_trains_once_with_exactly_its_images(fast_emulator: EmulatorServer, scenario: Scenario) -> None:
     creds = credentials_for(fast_emulator, **scenario.credentials)

@@ -251,6 +251,7 @@ async def test_a_fleet_refuses_a_bad_job_before_any_request(fast_emulator: Emula
     assert fast_emulator.requests() == []
 
 
+@pytest.mark.e2e  # waits for the events to reach the Prefect API: about 2 minutes (`make check` skips it)
 async def test_artifacts_and_events_are_visible_through_the_prefect_api() -> None:
     import asyncio
 

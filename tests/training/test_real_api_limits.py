@@ -81,6 +81,7 @@ async def test_a_cost_only_dry_run_is_an_estimate(limited_emulator: EmulatorServ
     assert estimate.creative_units_cost == answer.creative_units_cost and estimate.creative_units_cost
 
 
+@pytest.mark.e2e  # 20 trainings through 2 slots: about a minute (`make check` skips it)
 def test_a_fleet_of_20_on_a_plan_of_2_trains_all_20(limited_emulator: EmulatorServer) -> None:
     limited_emulator.set_limits(parallel_trainings=2)
     jobs = [
