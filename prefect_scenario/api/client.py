@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from prefect_scenario.api.http import DEFAULT_BASE_URL, HttpSeam, Reconcile, check_base_url
+from prefect_scenario.api.http import DEFAULT_BASE_URL, Reconcile, check_base_url
 from prefect_scenario.api.models import (
     CostEstimate,
     DatasetScore,
@@ -28,6 +28,7 @@ from prefect_scenario.api.models import (
     TrainResult,
     WebhookEndpoint,
 )
+from prefect_scenario.api.rendering import RenderingEndpoints
 from prefect_scenario.api.uploads import StreamedBody
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.exceptions import (
@@ -52,7 +53,7 @@ MAX_BATCH_ASSET_IDS = 10  # "Too many assetIds provided in a single request" pas
 BULK_CHUNK = 50
 
 
-class ScenarioClient(HttpSeam):
+class ScenarioClient(RenderingEndpoints):
     """Async client for Scenario's LoRA training endpoints (arguments: :class:`HttpSeam`).
 
     Use it as an async context manager; every method returns a pydantic model.
