@@ -43,7 +43,7 @@ def _json(request: Request, collection: CollectionRecord) -> dict[str, Any]:
 
 
 def _require(request: Request) -> CollectionRecord:
-    collection_id = request.path_params["collection_id"]
+    collection_id = request.path_params["collectionId"]
     found = emulator_of(request).store.generation.collections.get(collection_id)
     if found is None or found.project_id != project_id(request):
         raise ApiError(404, f"Collection {collection_id} not found")
@@ -132,10 +132,10 @@ def routes() -> list[Route]:
     return [
         Route("/collections", create, methods=["POST"]),
         Route("/collections", list_collections, methods=["GET"]),
-        Route("/collections/{collection_id}", retrieve, methods=["GET"]),
-        Route("/collections/{collection_id}", delete, methods=["DELETE"]),
-        Route("/collections/{collection_id}/models", add_models, methods=["PUT"]),
-        Route("/collections/{collection_id}/models", remove_models, methods=["DELETE"]),
+        Route("/collections/{collectionId}", retrieve, methods=["GET"]),
+        Route("/collections/{collectionId}", delete, methods=["DELETE"]),
+        Route("/collections/{collectionId}/models", add_models, methods=["PUT"]),
+        Route("/collections/{collectionId}/models", remove_models, methods=["DELETE"]),
     ]
 
 
