@@ -37,7 +37,18 @@ from prefect_scenario.evaluation.spending import charge_renders
 from prefect_scenario.evaluation.suite import EvaluationSuite
 from prefect_scenario.exceptions import PlanLimitError, RenderFailed
 
-__all__ = ["CACHE_PREFIX", "Render", "RenderSet", "cache_key", "cache_tag", "parse_cache_tags", "render_lora"]
+__all__ = [
+    "CACHE_PREFIX",
+    "Render",
+    "RenderPlan",
+    "RenderSet",
+    "cache_key",
+    "cache_tag",
+    "parse_cache_tags",
+    "plan_renders",
+    "render_lora",
+    "run_renders",
+]
 
 CACHE_PREFIX = "psc-eval:"
 SUCCESS = frozenset({"success", "succeeded", "completed"})
@@ -168,6 +179,68 @@ async def _outputs(client: Any, jobs: dict[str, Job]) -> dict[str, RenderAsset]:
     return {k: sorted(v, key=lambda a: a.output_index or 0)[0] for k, v in by_key.items()}
 
 
+@dataclass(frozen=True)
+class RenderPlan:
+    """What rendering a suite with one LoRA takes, checked before any credit: base, bodies, cache."""
+
+    model_id: str
+    base_model_id: str
+    suite_digest: str
+    keyed: list[tuple[str, RenderRequest]]
+    cached: dict[str, str]
+
+    @property
+    def to_pay(self) -> list[tuple[str, RenderRequest]]:
+        return [(k, r) for k, r in self.keyed if k not in self.cached]
+
+
+async def plan_renders(client: Any, model_id: str, suite: EvaluationSuite, options: EvaluationOptions) -> RenderPlan:
+    """Read the LoRA and its base, check the suite against the base's schema, look up the cache (reads only).
+
+    Raises:
+        EvaluationInputError: the model is not trained, no base runs its type, or the suite
+            is outside the base's limits.
+    """
+    lora = await client.get_model(model_id)
+    lora_type = check_lora(lora)
+    base = await resolve_base(client, lora_type, options.base_model_id)
+    requests = render_bodies(base, suite, [model_id], edit=lora_type.endswith("-edit-lora"))
+    keyed = [(cache_key(model_id, base.id, suite.digest, r.prompt, r.seed), r) for r in requests]
+    return RenderPlan(model_id, base.id, suite.digest, keyed, parse_cache_tags(lora.tags))
+
+
+async def run_renders(
+    client: Any, plan: RenderPlan, options: EvaluationOptions, *, dataset: str | None = None,
+    sleep: Sleep | None = None, clock: Callable[[], float] = time.monotonic,
+) -> RenderSet:  # fmt: skip
+    """Quote, charge, render what the cache lacks, wait, and read the outputs in the suite's order.
+
+    Raises:
+        BudgetExceeded: the budget or ``max_creative_units`` refused the quoted total.
+        RenderFailed: a render job failed or the renders timed out.
+    """
+    import asyncio
+
+    to_pay = plan.to_pay
+    result = RenderSet(plan.model_id, plan.base_model_id, plan.suite_digest, paid=len(to_pay))
+    if to_pay:
+        result.cost = await _quote(client, plan.base_model_id, [r for _, r in to_pay])
+        await charge_renders(project=client.project_id, dataset=dataset or plan.model_id, model_id=plan.model_id,
+                             suite_digest=plan.suite_digest, keys=[k for k, _ in to_pay], total=result.cost,
+                             budget=options.budget, max_creative_units=options.max_creative_units)  # fmt: skip
+        run_logger().info("Rendering %d of %d with %s on %s (%g creative units)", len(to_pay), len(plan.keyed),
+                          plan.model_id, plan.base_model_id, result.cost)  # fmt: skip
+    in_flight = {plan.cached[k]: k for k, _ in plan.keyed if k in plan.cached}
+    flight = _Flight(pending=list(to_pay), in_flight=in_flight, limit=options.max_in_flight)
+    await _run(client, plan.model_id, plan.base_model_id, flight, options, sleep or asyncio.sleep, clock)
+    outputs = await _outputs(client, flight.finished)
+    for key, request in plan.keyed:
+        asset = outputs[key]
+        result.renders.append(Render(key, request.prompt, request.seed, flight.finished[key].job_id, asset.id,
+                                     asset.url, asset.quality_gate, key in plan.cached))  # fmt: skip
+    return result
+
+
 async def render_lora(
     client: Any, model_id: str, suite: EvaluationSuite, options: EvaluationOptions | None = None, *,
     dataset: str | None = None, sleep: Sleep | None = None, clock: Callable[[], float] = time.monotonic,
@@ -180,30 +253,6 @@ async def render_lora(
         BudgetExceeded: the budget or ``max_creative_units`` refused the quoted total.
         RenderFailed: a render job failed.
     """
-    import asyncio
-
     options = options or EvaluationOptions()
-    lora = await client.get_model(model_id)
-    lora_type = check_lora(lora)
-    base = await resolve_base(client, lora_type, options.base_model_id)
-    requests = render_bodies(base, suite, [model_id], edit=lora_type.endswith("-edit-lora"))
-    keyed = [(cache_key(model_id, base.id, suite.digest, r.prompt, r.seed), r) for r in requests]
-    cached = parse_cache_tags(lora.tags)
-    to_pay = [(k, r) for k, r in keyed if k not in cached]
-    result = RenderSet(model_id, base.id, suite.digest, paid=len(to_pay))
-    if to_pay:
-        result.cost = await _quote(client, base.id, [r for _, r in to_pay])
-        await charge_renders(project=client.project_id, dataset=dataset or model_id, model_id=model_id,
-                             suite_digest=suite.digest, keys=[k for k, _ in to_pay], total=result.cost,
-                             budget=options.budget, max_creative_units=options.max_creative_units)  # fmt: skip
-        run_logger().info("Rendering %d of %d with %s on %s (%g creative units)", len(to_pay), len(keyed), model_id,
-                          base.id, result.cost)  # fmt: skip
-    in_flight = {cached[k]: k for k, _ in keyed if k in cached}
-    flight = _Flight(pending=to_pay, in_flight=in_flight, limit=options.max_in_flight)
-    await _run(client, model_id, base.id, flight, options, sleep or asyncio.sleep, clock)
-    outputs = await _outputs(client, flight.finished)
-    for key, request in keyed:
-        asset = outputs[key]
-        result.renders.append(Render(key, request.prompt, request.seed, flight.finished[key].job_id, asset.id,
-                                     asset.url, asset.quality_gate, key in cached))  # fmt: skip
-    return result
+    plan = await plan_renders(client, model_id, suite, options)
+    return await run_renders(client, plan, options, dataset=dataset, sleep=sleep, clock=clock)
