@@ -17,14 +17,17 @@ pure decision, shows why the default margin is what it is.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from PIL import Image
 
-from benchmarks._common import Row, pick, run_alone
+from benchmarks._common import Row, median, pick, run_alone
 from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.evaluation import DEFAULT_MARGIN, EvaluationOptions, EvaluationSuite, evaluate
 from prefect_scenario.evaluation.decision import decide
@@ -48,6 +51,13 @@ class Trial:
     training_cost: float
 
 
+def _png_data_url(n: int) -> str:
+    """A tiny PNG of its own colour, as a data URL (the dataset's contents decide its true quality)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (n % 256, n // 256 % 256, 7)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 class World:
     """One in-process emulator on a manual clock, a client, and helpers that move its time."""
 
@@ -67,11 +77,9 @@ class World:
 
     async def train(self, first: int, epochs: int) -> tuple[str, float]:
         """A trained LoRA on images ``first``..``first + IMAGES``; its training's dry-run cost."""
-        from tests.emulator_fixtures import data_url, png_bytes
-
         model_id = (await self.raw.post("/models", json={"name": "b", "type": "flux.2-dev-lora"})).json()["model"]["id"]
         for n in range(first, first + IMAGES):
-            body = {"name": f"{n}.png", "data": data_url(png_bytes((n % 256, n // 256, 7), size=(8, 8)))}
+            body = {"name": f"{n}.png", "data": _png_data_url(n)}
             await self.raw.post(f"/models/{model_id}/training-images", json=body)
         parameters = {"parameters": {"nbEpochs": epochs}}
         quote = await self.raw.put(f"/models/{model_id}/train", params={"dryRun": "true"}, json=parameters)
@@ -146,7 +154,7 @@ async def measure() -> list[Row]:
     worse = sum(1 for t in trials if t.promoted and t.true_gain < 0)
     better = [t.promoted for t in trials if t.true_gain >= 2 * DEFAULT_MARGIN]
     share = 100 * sum(better) / len(better) if better else 100.0
-    cost_share = 100 * max(t.cost / t.training_cost for t in trials)
+    shares = sorted(100 * t.cost / t.training_cost for t in trials)
     twice, requests = paid_twice(world.app), await rollback_requests(world)
     parallel, serial = await render_time(world, 4, 1), await render_time(world, 1, 5)
     case = f"{TRIALS} retrains"
@@ -155,8 +163,8 @@ async def measure() -> list[Row]:
             note=f"margin {DEFAULT_MARGIN:g}"),
         Row("evaluation", case, "truly better promoted", "%", share, None, 95, on_ratio=False, at_most=False,
             note=f"{len(better)} retrains better by ≥ {2 * DEFAULT_MARGIN:g} points"),
-        Row("evaluation", "default suite (4 renders)", "render cost / training cost", "%", cost_share, None, 10,
-            on_ratio=False, note="worst retrain, from dry runs"),
+        Row("evaluation", "default suite (4 renders)", "render cost / training cost", "%", median(shares), None, 10,
+            on_ratio=False, note=f"median over the retrains, from dry runs; worst {shares[-1]:.1f} %"),
         Row("evaluation", case, "renders paid twice", "renders", twice, None, 0, on_ratio=False),
         Row("evaluation", "rollback", "API requests", "req", requests, None, 2, on_ratio=False),
         Row("evaluation", "8 renders", "emulated time at 4 in flight", "s", parallel, serial, 0.5,

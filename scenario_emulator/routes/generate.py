@@ -149,8 +149,9 @@ def _new_job(emulator: Emulator, project: str, base: dict[str, Any], body: dict[
     for lora, scale in loras:
         model = emulator.store.models[lora]
         lora_quality = model_quality(emulator, model)[0]
-        # Scale 1 applies the LoRA fully; away from 1 it drifts back toward the base.
-        quality = max(quality, BASE_QUALITY + (lora_quality - BASE_QUALITY) * max(0.0, 1 - abs(scale - 1)))
+        # Scale 1 renders the LoRA's own quality (better or worse than the base); away from 1
+        # it drifts back toward the base.
+        quality = BASE_QUALITY + (lora_quality - BASE_QUALITY) * max(0.0, 1 - abs(scale - 1))
         key = lora
     state = emulator.store.generation
     scores = [image_score(quality, prompt, s, key, state.noise) for s in seeds]
