@@ -80,7 +80,8 @@ def _base(model_id: str, name: str, inputs: list[Any]) -> dict[str, Any]:
         "source": "scenario", "tags": ["sc:third-party"], "collectionIds": [], "trainingImagesNumber": 0,
         "createdAt": "2025-01-01T00:00:00.000Z", "updatedAt": "2025-01-01T00:00:00.000Z", "capabilities": ["txt2img"],
         "exampleAssetIds": [], "inputs": inputs,
-        "uiConfig": {"lorasComponent": {"modelInput": "loras", "scaleInput": "lorasScale", "modelIdInput": "modelId"}},
+        "uiConfig": {"lorasComponent": {"label": "LoRAs", "modelInput": "loras", "scaleInput": "lorasScale",
+                                        "modelIdInput": "modelId"}},
     }  # fmt: skip
 
 

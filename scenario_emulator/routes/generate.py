@@ -35,7 +35,7 @@ from scenario_emulator.generation import (
 )
 from scenario_emulator.limits import plan_limit_error
 from scenario_emulator.records import ModelRecord, iso, new_id
-from scenario_emulator.views import AUTHOR_ID, files_url, model_status
+from scenario_emulator.views import AUTHOR_ID, asset_json, files_url, model_status
 from scenario_emulator.wire import emulator_of, get_str, get_str_list, ok, project_id, read_object, root_url
 
 __all__ = ["asset_of", "base_model", "generation_job", "model_quality", "routes"]
@@ -207,7 +207,7 @@ def asset_of(emulator: Emulator, project: str, asset_id: str, root: str) -> dict
         return None
     index = job.asset_ids.index(asset_id)
     metadata = {
-        "kind": "image", "type": "custom", "prompt": job.input.get("prompt"), "seed": job.seeds[index],
+        "kind": "image", "type": "inference-txt2img", "prompt": job.input.get("prompt"), "seed": str(job.seeds[index]),
         "numOutputs": len(job.asset_ids), "width": job.input.get("width"), "height": job.input.get("height"),
         "modelId": job.base_id, "baseModelId": job.base_id, "parentJobId": job.job_id,
         "concepts": [{"modelId": m, "scale": s} for m, s in job.loras],
@@ -216,7 +216,9 @@ def asset_of(emulator: Emulator, project: str, asset_id: str, root: str) -> dict
         "id": asset_id, "authorId": AUTHOR_ID, "ownerId": project, "collectionIds": [], "kind": "image",
         "createdAt": iso(job.done_at()), "updatedAt": iso(job.done_at()), "mimeType": "image/png",
         "metadata": {k: v for k, v in metadata.items() if v is not None}, "outputIndex": index,
-        "privacy": "private", "properties": {}, "source": "inference", "status": "success", "tags": [],
+        "privacy": "private", "source": "inference-txt", "status": "success", "tags": [],
+        "properties": {"size": 0, "width": job.input.get("width") or 1024, "height": job.input.get("height") or 1024,
+                       "format": "png"},
         "editCapabilities": [], "url": files_url(root, asset_id),
     }  # fmt: skip
     if now >= job.done_at() + SCORE_DELAY_SECONDS:
@@ -251,10 +253,15 @@ async def quality_gate(request: Request) -> Response:
     project = project_id(request)
     state = emulator.store.generation
     job = state.jobs.get(state.asset_jobs.get(image, ""))
-    if job is not None and job.project_id == project:
-        score = job.scores[job.asset_ids.index(image)]
-    elif emulator.store.asset(project, image) is not None:
-        score = image_score(BASE_QUALITY, image, 0, "upload", state.noise)
+    output = asset_of(emulator, project, image, root_url(request))
+    uploaded = emulator.store.asset(project, image)
+    if job is not None and output is not None:
+        score, asset = job.scores[job.asset_ids.index(image)], output
+    elif uploaded is not None:
+        score, asset = (
+            image_score(BASE_QUALITY, image, 0, "upload", state.noise),
+            asset_json(uploaded, root_url(request)),
+        )
     else:
         raise ApiError(404, f"Asset {image} not found")
     verdict = verdict_for(score, sensitivity)
@@ -262,7 +269,7 @@ async def quality_gate(request: Request) -> Response:
         "overallScore": score, "verdict": verdict, "sensitivity": sensitivity,
         "aiQuality": {"score": score, "reasons": [] if verdict == "pass" else ["emulated: soft details"],
                       "suggestions": []},
-        "appliedBriefs": [], "asset": {"id": image}, "creativeUnitsCost": 0.5, "creativeUnitsDiscount": 0,
+        "appliedBriefs": [], "asset": asset, "creativeUnitsCost": 0.5, "creativeUnitsDiscount": 0,
         "costDetails": {"quality-gate": 0.5},
     }  # fmt: skip
     if state.brief is not None:
