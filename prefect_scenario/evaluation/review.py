@@ -54,8 +54,19 @@ async def review_in_ui(sheet: str, decision: Decision, timeout_seconds: float) -
         run_logger().warning("Review asked outside a flow run: nobody can answer, so the candidate is not promoted")
         return "timeout"
     run_logger().info("Waiting for a review (%s); the contact sheet is in the run's artifacts", decision.reason)
+    context = FlowRunContext.get()
+    assert context is not None and context.flow_run is not None
     try:
-        answer = await apause_flow_run(wait_for_input=ReviewInput, timeout=int(timeout_seconds), poll_interval=5)
+        answer = await apause_flow_run(wait_for_input=ReviewInput, timeout=max(1, int(timeout_seconds)),
+                                       poll_interval=max(1, min(5, int(timeout_seconds) // 4)))  # fmt: skip
     except FlowPauseTimeout:
+        # Prefect leaves the run paused, and a paused run may not complete ("The flow was
+        # completed and never resumed"): put it back to running, then carry on without a promotion.
+        from prefect.client.orchestration import get_client
+        from prefect.states import Running
+
+        async with get_client() as prefect:
+            await prefect.set_flow_run_state(context.flow_run.id, Running(), force=True)
+        run_logger().info("Nobody answered the review within %g s: the candidate is not promoted", timeout_seconds)
         return "timeout"
     return answer.decision if isinstance(answer, ReviewInput) else "timeout"
