@@ -18,7 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Scope
 
-from scenario_emulator import collections
+from scenario_emulator import briefs, collections
 from scenario_emulator.clock import OffsetClock
 from scenario_emulator.config import EmulatorConfig
 from scenario_emulator.errors import ApiError, error_response
@@ -72,6 +72,7 @@ class EmulatorApp(Starlette):
                         *training.routes(),
                         *webhooks.routes(),
                         *collections.routes(),
+                        *briefs.routes(),
                     ],
                 ),
                 Mount("/_emulator", routes=[*admin.routes(), *collections.admin_routes()]),

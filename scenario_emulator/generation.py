@@ -199,7 +199,7 @@ class GenerationState:
     collections: dict[str, CollectionRecord] = field(default_factory=dict)
     parallel_jobs: int | None = 4
     noise: float = 3.0
-    brief: dict[str, Any] | None = None
+    briefs: dict[str, dict[str, Any]] = field(default_factory=dict)  # project id -> brief
 
     def running(self, project_id: str, now: float) -> int:
         return sum(1 for j in self.jobs.values() if j.project_id == project_id and j.status(now) != "success")
@@ -208,4 +208,5 @@ class GenerationState:
         self.jobs.clear()
         self.asset_jobs.clear()
         self.collections.clear()
-        self.parallel_jobs, self.noise, self.brief = 4, 3.0, None
+        self.briefs.clear()
+        self.parallel_jobs, self.noise = 4, 3.0

@@ -33,6 +33,11 @@ _ROUTES: list[tuple[str, str, str, str, tuple[str, ...], bool, tuple[str, ...]]]
      ("collectionId",), True, ("404",)),
     ("/collections/{collectionId}/models", "delete", "removeCollectionModels", "Remove models from a collection.",
      ("collectionId",), True, ("404",)),
+    ("/projects/{projectId}/brief", "get", "getProjectBrief", "The project's brief.", ("projectId",), False, ("404",)),
+    ("/projects/{projectId}/brief", "put", "updateProjectBrief", "Set the project's brief.", ("projectId",), True,
+     ("404",)),
+    ("/projects/{projectId}/brief", "delete", "deleteProjectBrief", "Remove the project's brief.", ("projectId",),
+     False, ()),
 ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from prefect_scenario.api.models import (
     RenderAsset,
     RenderResult,
 )
+from prefect_scenario.exceptions import NotFoundError
 
 __all__ = ["BULK_CHUNK", "RenderingEndpoints"]
 
@@ -166,6 +167,30 @@ class RenderingEndpoints(HttpSeam):
             if not token or token in seen:
                 return list(found.values())
             seen.add(token)
+
+    async def get_project_brief(self) -> dict[str, Any] | None:
+        """``GET /projects/{projectId}/brief``: the project's brief, or None when it has none (404)."""
+        try:
+            data = await self._request("GET", self._brief_path(), route="GET /projects/{projectId}/brief",
+                                       idempotent=True)  # fmt: skip
+        except NotFoundError:
+            return None
+        brief = data.get("brief") if isinstance(data, dict) else None
+        return dict(brief) if isinstance(brief, dict) else None
+
+    async def set_project_brief(
+        self, body: str, *, reference_asset_ids: Sequence[str] = (), sensitivity: str | None = None
+    ) -> dict[str, Any]:
+        """``PUT /projects/{projectId}/brief``: replaces the brief, so a repeat changes nothing more."""
+        payload: dict[str, Any] = {"body": body, "enabled": True, "referenceAssetIds": list(reference_asset_ids)}
+        if sensitivity is not None:
+            payload["sensitivity"] = sensitivity
+        data = await self._request("PUT", self._brief_path(), route="PUT /projects/{projectId}/brief", json=payload,
+                                   idempotent=True)  # fmt: skip
+        return dict(data.get("brief") or {})
+
+    def _brief_path(self) -> str:
+        return f"/projects/{_seg(self.project_id)}/brief"
 
 
 def _seg(value: str) -> str:

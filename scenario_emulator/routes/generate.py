@@ -272,9 +272,10 @@ async def quality_gate(request: Request) -> Response:
         "appliedBriefs": [], "asset": asset, "creativeUnitsCost": 0.5, "creativeUnitsDiscount": 0,
         "costDetails": {"quality-gate": 0.5},
     }  # fmt: skip
-    if state.brief is not None:
+    brief = state.briefs.get(project)
+    if brief is not None and brief.get("enabled", True):
         answer["briefCompliance"] = {"score": score, "reasons": [], "suggestions": []}
-        answer["appliedBriefs"] = [{"id": "brief_emulator", "level": "project"}]
+        answer["appliedBriefs"] = [{"id": brief["id"], "level": "project"}]
     return ok(answer)
 
 

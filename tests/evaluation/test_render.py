@@ -103,3 +103,26 @@ async def test_max_creative_units_refuses_before_any_render(
         with pytest.raises(BudgetExceeded, match="max_creative_units"):
             await render_lora(client, lora, SUITE, EvaluationOptions(max_creative_units=10))
     assert not _spent(emulator_app)
+
+
+async def test_a_brief_is_written_only_on_opt_in_and_never_over_another(
+    emulator_app: EmulatorApp, emulator_client: httpx.AsyncClient, emulator_clock: ManualClock
+) -> None:
+    from prefect_scenario.evaluation.scoring import ProjectBrief, QualityGateScorer
+
+    lora = await train(emulator_client, emulator_clock)
+    async with client_for(emulator_app) as client:
+        renders = (await render_lora(client, lora, SUITE, sleep=clock_sleep(emulator_clock),
+                                     clock=emulator_clock)).renders  # fmt: skip
+        plain = await QualityGateScorer(sleep=clock_sleep(emulator_clock), clock=emulator_clock).score(client, renders)
+        assert len(plain) == 4 and await client.get_project_brief() is None  # no opt-in: no brief written
+        await client.set_project_brief("the user's own brief")
+        opted = QualityGateScorer(brief=ProjectBrief("hero style", ()), sleep=clock_sleep(emulator_clock),
+                                  clock=emulator_clock)  # fmt: skip
+        with pytest.raises(EvaluationInputError, match="replace_brief=True"):
+            await opted.score(client, renders)
+        assert (await client.get_project_brief() or {})["body"] == "the user's own brief"
+        replaced = QualityGateScorer(brief=ProjectBrief("hero style", ()), replace_brief=True, wait_seconds=0)
+        scores = await replaced.score(client, renders)
+    assert (emulator_app.store.generation.briefs[PROJECT])["body"] == "hero style"
+    assert [s.score for s in scores] == [s.score for s in plain]
