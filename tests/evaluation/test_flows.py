@@ -100,3 +100,28 @@ async def test_two_production_claims_are_refused_before_any_credit(
         with pytest.raises(ProductionClaimError, match="2 production claims"):
             await evaluate(client, c, DATASET, **common)  # type: ignore[arg-type]
     assert not [r for r in emulator_app.requests() if "generate" in r["path"]]
+
+
+async def test_events_name_the_model_and_the_dataset_and_no_secret_leaks(
+    emulator_app: EmulatorApp, emulator_client: httpx.AsyncClient, emulator_clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    import logging
+
+    from tests.emulator_fixtures import EMULATOR_SECRET
+
+    emitted: list[dict[str, object]] = []
+    monkeypatch.setattr("prefect.events.emit_event", lambda event, **kw: emitted.append({"event": event, **kw}))
+    caplog.set_level(logging.DEBUG)
+    best, worse = await _epochs(emulator_client, emulator_clock)
+    _, candidate, result, _ = await _loop(emulator_app, emulator_client, emulator_clock, worse, best)
+    names = [e["event"] for e in emitted]
+    assert names.count("scenario.lora.evaluated") == 2 and names.count("scenario.lora.promoted") == 2
+    last = emitted[-1]
+    assert last["resource"] == {
+        "prefect.resource.id": f"scenario.model.{candidate}",
+        "prefect.resource.name": candidate,
+    }
+    assert last["related"][0]["prefect.resource.role"] == "dataset"  # type: ignore[index]
+    visible = caplog.text + repr(emitted) + result.model_dump_json()  # type: ignore[attr-defined]
+    assert EMULATOR_SECRET not in visible
