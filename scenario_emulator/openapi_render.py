@@ -69,7 +69,8 @@ def render_paths(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
             parameters.append(
                 {"name": "dryRun", "in": "query", "schema": {"type": "string", "enum": ["true", "api", "false"]}}
             )
-        operation: dict[str, Any] = {"operationId": op_id, "summary": summary, "parameters": [*parameters, project],
+        query = [] if "projectId" in params else [project]  # a project in the path takes no projectId query
+        operation: dict[str, Any] = {"operationId": op_id, "summary": summary, "parameters": [*parameters, *query],
                                      "responses": responses}  # fmt: skip
         if body:
             operation["requestBody"] = {"required": False, "content": {"application/json": {"schema": _OBJECT}}}
