@@ -163,7 +163,7 @@ def _mean(scores: list[ImageScore] | None) -> float | None:
     return round(sum(s.score for s in scores) / len(scores), 4) if scores else None
 
 
-@scenario_task(name="render-scenario-lora", task_run_name="render-{model_id}")
+@scenario_task(name="scenario-render-lora", task_run_name="scenario-render-{model_id}")
 async def render_scenario_lora(
     credentials: ScenarioCredentials | str | None, model_id: str, suite: EvaluationSuite,
     options: EvaluationOptions | None = None,
@@ -185,14 +185,14 @@ async def render_scenario_lora(
     Example:
         >>> from prefect_scenario.evaluation import EvaluationSuite
         >>> render_scenario_lora.name
-        'render-scenario-lora'
+        'scenario-render-lora'
     """
     creds = await resolve_credentials(credentials)
     async with creds.get_client() as client:
         return await render_lora(client, model_id, suite, options)
 
 
-@scenario_flow(name="evaluate-and-promote", validate_parameters=False)
+@scenario_flow(name="scenario-evaluate-and-promote", validate_parameters=False)
 async def evaluate_and_promote(
     credentials: ScenarioCredentials | str | None, model_id: str, dataset: str,
     suite: EvaluationSuite | None = None, options: EvaluationOptions | None = None, review: Review | None = None,
@@ -218,7 +218,7 @@ async def evaluate_and_promote(
 
     Example:
         >>> evaluate_and_promote.name
-        'evaluate-and-promote'
+        'scenario-evaluate-and-promote'
     """
     options = options or EvaluationOptions()
     if review is not None:
