@@ -84,11 +84,9 @@ def promote(args: argparse.Namespace) -> int:
 def rollback(args: argparse.Namespace) -> int:
     """``rollback DATASET``: restore the previous production model (two requests to Scenario)."""
     from prefect_scenario.evaluation.promotion import rollback as run
-    from prefect_scenario.evaluation.report import emit_lora_event
 
     async def body(client: Any) -> Any:
         handle = await run(client, args.dataset)
-        emit_lora_event("rolled-back", str(handle.model_id), args.dataset, {"history": handle.history[-1]})
         return {"dataset": args.dataset, "production": handle.model_id}
 
     return _run(body, args)

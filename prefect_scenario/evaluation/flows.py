@@ -26,6 +26,7 @@ from prefect_scenario.evaluation.promotion import (
     BlockStore,
     HandleStore,
     ensure_collection,
+    history_record,
     production_claims,
     promote_model,
     resolve_claims,
@@ -104,7 +105,7 @@ async def _close(client: Any, result: EvaluationResult, store: HandleStore, deta
     elif result.outcome == "rejected":
         await client.update_tags(result.model_id, add=[REJECTED_TAG])
         handle = await store.load(result.dataset)
-        handle.history.append({"action": "rejected", "model_id": result.model_id, "reason": result.reason, **details})
+        handle.history.append(history_record("rejected", result.model_id, reason=result.reason, **details))
         await store.save(handle)
     payload = {"dataset": result.dataset, "decision": result.decision, "mean_gain": result.mean_gain,
                "margin": result.margin, "suite_digest": result.suite_digest, "reason": result.reason}  # fmt: skip

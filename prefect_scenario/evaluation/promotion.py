@@ -27,9 +27,11 @@ from typing import Any, Protocol
 
 from prefect_scenario.api.models import Collection, Model
 from prefect_scenario.evaluation.block import ScenarioLoRA, block_name, dataset_slug
+from prefect_scenario.evaluation.report import emit_lora_event
 from prefect_scenario.exceptions import EvaluationInputError, ProductionClaimError
 
-__all__ = ["BlockStore", "HandleStore", "MemoryStore", "collection_name", "ensure_collection", "production_claims",
+__all__ = ["BlockStore", "HandleStore", "MemoryStore", "collection_name", "ensure_collection", "history_record",
+           "production_claims",
            "promote_model", "read_production", "resolve_claims", "rollback"]  # fmt: skip
 
 
@@ -79,7 +81,7 @@ def collection_name(dataset: str) -> str:
     return f"psc-production-{dataset_slug(dataset)}"
 
 
-def _record(action: str, model_id: str | None, **details: Any) -> dict[str, Any]:
+def history_record(action: str, model_id: str | None, **details: Any) -> dict[str, Any]:
     try:
         who = getpass.getuser()
     except (KeyError, OSError):  # no user name in some containers
@@ -163,7 +165,7 @@ async def promote_model(client: Any, dataset: str, model_id: str, *, store: Hand
         if previous and (not handle.previous_model_ids or handle.previous_model_ids[-1] != previous):
             handle.previous_model_ids.append(previous)
         handle.model_id = model_id
-        handle.history.append(_record("promoted", model_id, previous=previous, **(details or {})))
+        handle.history.append(history_record("promoted", model_id, previous=previous, **(details or {})))
     handle.pending = None
     await store.save(handle)
     return handle
@@ -183,6 +185,7 @@ async def rollback(client: Any, dataset: str, *, store: HandleStore | None = Non
     await client.add_to_collection(handle.collection_id, [previous])
     await client.remove_from_collection(handle.collection_id, [current])
     handle.model_id, handle.previous_model_ids = previous, handle.previous_model_ids[:-1]
-    handle.history.append(_record("rolled-back", previous, replaced=current))
+    handle.history.append(history_record("rolled-back", previous, replaced=current))
     await store.save(handle)
+    emit_lora_event("rolled-back", previous, dataset, {"replaced": current, "dataset": dataset})
     return handle
