@@ -17,6 +17,14 @@ Example:
 from __future__ import annotations
 
 from prefect_scenario.credentials import ScenarioCredentials
+from prefect_scenario.evaluation import (
+    EvaluationOptions,
+    EvaluationResult,
+    EvaluationSuite,
+    ScenarioLoRA,
+    evaluate_and_promote,
+    render_scenario_lora,
+)
 from prefect_scenario.exceptions import APIError, BudgetExceeded, InvalidInputError, ScenarioError, TrainingError
 from prefect_scenario.retraining.flows import retrain_changed_datasets, retrain_from_s3, s3_curated_images_sensor
 from prefect_scenario.spend.block import ScenarioBudget
@@ -42,11 +50,15 @@ __version__ = "0.2.0"
 __all__ = [
     "APIError",
     "BudgetExceeded",
+    "EvaluationOptions",
+    "EvaluationResult",
+    "EvaluationSuite",
     "InvalidInputError",
     "PollPolicy",
     "ScenarioBudget",
     "ScenarioCredentials",
     "ScenarioError",
+    "ScenarioLoRA",
     "ScenarioTraining",
     "ScenarioTrainingRun",
     "ScenarioWebhook",
@@ -57,7 +69,9 @@ __all__ = [
     "cancel_scenario_training",
     "check_scenario_dataset_score",
     "create_scenario_model",
+    "evaluate_and_promote",
     "get_scenario_model",
+    "render_scenario_lora",
     "retrain_changed_datasets",
     "retrain_from_s3",
     "s3_curated_images_sensor",

@@ -104,6 +104,9 @@ def _parser() -> argparse.ArgumentParser:
     setup.add_argument("--no-pool", action="store_true", help="only save the blocks")
     _webhook_commands(commands)
     _watch_command(commands)
+    from prefect_scenario.evaluation.commands import register as evaluation_commands
+
+    evaluation_commands(commands)  # evaluate, promote, rollback, production
     return parser
 
 
@@ -327,6 +330,8 @@ def _emulator_entry(module: str) -> Callable[..., Any] | None:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if handler := getattr(args, "handler", None):  # the evaluation commands carry their own
+        return int(handler(args))
     if args.command in ("train", "train-edit"):
         from prefect_scenario.training.commands import train, train_edit
 

@@ -6,8 +6,9 @@ import os
 from typing import Any
 
 from prefect.blocks.abstract import CredentialsBlock
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import ConfigDict, Field, SecretStr, ValidationError
 
+from prefect_scenario._titles import field_title
 from prefect_scenario.api.client import DEFAULT_BASE_URL, ScenarioClient
 from prefect_scenario.api.http import check_settings
 from prefect_scenario.api.retry_policy import DEFAULT_MAX_RETRIES
@@ -41,6 +42,7 @@ class ScenarioCredentials(CredentialsBlock):
     _logo_url = LOGO_URL  # type: ignore[assignment]
     _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _description = "Credentials for Scenario's LoRA training API (API key, secret, project)."
+    model_config = ConfigDict(field_title_generator=field_title)
 
     api_key: SecretStr = Field(description="The Scenario API key.")
     api_secret: SecretStr = Field(description="The Scenario API secret.")

@@ -33,6 +33,13 @@ One root, a subclass per cause, plain values only so that every error pickles
         ├── DatasetRejected               the dataset score gate said no
         └── BudgetExceeded                a spend limit said no (limit, spent, estimate)
 
+    Evaluation (renders judged before a promotion):
+    InvalidInputError
+    └── EvaluationInputError       a suite, model or base refused before any credit is spent
+    ScenarioError
+    ├── ProductionClaimError       a dataset has more than one production model (model_ids)
+    └── RenderFailed               a render job ended failure or canceled (job_id, reason)
+
 No error ever holds a request header, the API key or the secret: messages are
 built from status codes, the API's ``reason`` text, request and trace ids.
 """
@@ -55,6 +62,7 @@ __all__ = [
     "DatasetPreflightError",
     "DatasetRejected",
     "DuplicateTrainingImageError",
+    "EvaluationInputError",
     "InvalidDatasetError",
     "InvalidIdError",
     "InvalidImageError",
@@ -64,7 +72,9 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PlanLimitError",
+    "ProductionClaimError",
     "RateLimitError",
+    "RenderFailed",
     "ScenarioError",
     "ServerError",
     "TrainingCanceled",
@@ -345,3 +355,27 @@ class BudgetExceeded(TrainingError):
         self.spent = spent
         self.estimate = estimate
         self.outcome = outcome
+
+
+# -- evaluation ----------------------------------------------------------------
+
+
+class EvaluationInputError(InvalidInputError):
+    """An evaluation was refused before any credit was spent; the message names what to change."""
+
+
+class ProductionClaimError(ScenarioError):
+    """A dataset has more than one production model; ``model_ids`` lists the claimants."""
+
+    def __init__(self, message: str, *, model_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.model_ids = model_ids
+
+
+class RenderFailed(ScenarioError):
+    """A render job ended ``failure`` or ``canceled``; ``reason`` is the job's error and hint."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.reason = reason

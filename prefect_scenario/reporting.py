@@ -233,13 +233,32 @@ class ProgressReporter:
     so a long training does not flood the event stream.
     """
 
-    def __init__(self, *, key: str) -> None:
+    def __init__(self, *, key: str | None = None, model_id: str | None = None, name: str | None = None) -> None:
+        if (key is None) == (model_id is None):
+            raise ValueError("a progress reporter takes a key or a model id")
         self.model: Model | None = None
-        self.key = key
+        self._key, self._model_id, self._name = key, model_id, name
         self._artifact: UUID | None = None
         self._percent = 0.0
         self._last_stage: str | None = None
         self._last_decile = -1
+
+    @classmethod
+    def for_training(cls, model_id: str, name: str | None = None) -> ProgressReporter:
+        """The reporter of one training's card: key ``scenario-training-<name>-<short id>``.
+
+        Every reporter of one training must know the model's name before it publishes (from
+        ``name``, or from the first model it is given), so all of them write the same card.
+        """
+        return cls(model_id=model_id, name=name)
+
+    @property
+    def key(self) -> str:
+        if self._key is not None:
+            return self._key
+        assert self._model_id is not None
+        name = self._name or (self.model.name if self.model is not None else None) or ""
+        return artifact_key("scenario-training", name, model_id=self._model_id)
 
     async def note(self, description: str, percent: float = 0.0) -> None:
         """Show a line on the progress artifact (e.g. waiting for a training slot) before the training starts."""

@@ -18,13 +18,14 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 from starlette.types import ASGIApp, Scope
 
+from scenario_emulator import briefs, collections
 from scenario_emulator.clock import OffsetClock
 from scenario_emulator.config import EmulatorConfig
 from scenario_emulator.errors import ApiError, error_response
 from scenario_emulator.faults import FaultConfig, FaultController
 from scenario_emulator.gateway import Gateway, RequestLog
 from scenario_emulator.limits import PlanLimits
-from scenario_emulator.routes import admin, assets, models, training, webhooks
+from scenario_emulator.routes import admin, assets, generate, models, training, webhooks
 from scenario_emulator.state_machine import training_view
 from scenario_emulator.store import EmulatorStore
 from scenario_emulator.webhooks import WebhookDispatcher
@@ -62,8 +63,19 @@ class EmulatorApp(Starlette):
             self.webhooks.ensure_running()
         super().__init__(
             routes=[
-                Mount("/v1", routes=[*models.routes(), *assets.routes(), *training.routes(), *webhooks.routes()]),
-                Mount("/_emulator", routes=admin.routes()),
+                Mount(
+                    "/v1",
+                    routes=[
+                        *models.routes(),
+                        *generate.routes(),
+                        *assets.routes(),
+                        *training.routes(),
+                        *webhooks.routes(),
+                        *collections.routes(),
+                        *briefs.routes(),
+                    ],
+                ),
+                Mount("/_emulator", routes=[*admin.routes(), *collections.admin_routes()]),
             ],
             exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _server_error},
         )

@@ -24,18 +24,18 @@ Example:
 from __future__ import annotations
 
 import copy
-import json
 from functools import lru_cache
-from importlib import resources
 from typing import Any
+
+from scenario_emulator.openapi_render import json_document, render_paths
 
 __all__ = ["openapi_schema"]
 
 
 @lru_cache(maxsize=1)
 def _document() -> dict[str, Any]:
-    text = resources.files("scenario_emulator").joinpath("openapi.json").read_text(encoding="utf-8")
-    document: dict[str, Any] = json.loads(text)
+    document = json_document()
+    document["paths"].update(render_paths(document))
     return document
 
 

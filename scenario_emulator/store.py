@@ -22,6 +22,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from scenario_emulator.generation import GenerationState
 from scenario_emulator.records import AssetRecord, ModelRecord, WebhookEndpointRecord
 from scenario_emulator.state_machine import TrainingRecord, training_view
 
@@ -47,6 +48,8 @@ class EmulatorStore:
         self.webhook_endpoints: dict[str, WebhookEndpointRecord] = {}
         # Model ids or names whose next training fails, with the reason (not persisted).
         self.pending_fails: dict[str, str] = {}
+        # Render jobs, their outputs and collections (in memory only).
+        self.generation = GenerationState()
         self._db: sqlite3.Connection | None = None
         if db_path is not None:
             self._db = sqlite3.connect(str(db_path), check_same_thread=False, isolation_level=None)
@@ -183,6 +186,7 @@ class EmulatorStore:
             self.trainings.clear()
             self.webhook_endpoints.clear()
             self.pending_fails.clear()
+            self.generation.reset()
             if self._db is not None:
                 self._db.execute("DELETE FROM records")
 

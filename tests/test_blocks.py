@@ -90,3 +90,19 @@ def test_collection_entry_point_registers_the_block() -> None:
 
     (entry,) = [e for e in entry_points(group="prefect.collections") if e.name == "prefect_scenario"]
     assert entry.load() is prefect_scenario
+
+
+BLOCKS = [prefect_scenario.ScenarioCredentials, prefect_scenario.ScenarioTraining, prefect_scenario.ScenarioBudget,
+          prefect_scenario.ScenarioWebhook, prefect_scenario.ScenarioLoRA]  # fmt: skip
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.__name__)
+def test_every_block_field_has_a_title_and_a_description_in_the_ui_form(block: type[Block]) -> None:
+    schema = block.model_json_schema()
+    untold = [
+        name for name, field in schema["properties"].items() if not field.get("title") or not field.get("description")
+    ]
+    assert not untold
+    # An acronym keeps its case in the form: "API key", "AWS credentials", not "Api Key", "Aws Credentials".
+    titles = [field["title"] for field in schema["properties"].values()]
+    assert not [t for t in titles if re.search(r"\b(Api|Aws|Url|Id)\b", t)], titles

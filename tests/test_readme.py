@@ -92,3 +92,5 @@ def test_every_other_block_runs(
     with contextlib.redirect_stdout(printed):
         exec(compile(code, where, "exec"), {"__name__": "__main__"})
     assert "trained" in printed.getvalue()
+    if "promote=True" in code:  # the judging example: the first LoRA is promoted, the overcooked one kept out
+        assert "10 trained promoted" in printed.getvalue() and "60 trained rejected" in printed.getvalue()

@@ -145,3 +145,13 @@ async def test_a_flow_run_keeps_one_progress_artifact_per_key() -> None:
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["scenario-training-one-card"]))
         )
     assert len(found) == 1 and found[0].data == 100.0
+
+
+def test_every_reporter_of_one_training_writes_the_same_short_named_card() -> None:
+    model = Model(id="model_5h67Veg5fEU54qRFuawhf8", name="Hero")
+    named = ProgressReporter.for_training(model.id, model.name)
+    from_model = ProgressReporter.for_training(model.id)
+    from_model.model = model  # the wait loop's reporter learns the name from its first read
+    assert named.key == from_model.key == "scenario-training-hero-uawhf8"
+    with pytest.raises(ValueError, match="a key or a model id"):
+        ProgressReporter()

@@ -28,6 +28,7 @@ from prefect_scenario.api.models import (
     TrainResult,
 )
 from prefect_scenario.api.paths import asset_segment, job_segment, model_path
+from prefect_scenario.api.rendering import BULK_CHUNK, RenderingEndpoints
 from prefect_scenario.api.uploads import StreamedBody
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.exceptions import (
@@ -48,11 +49,9 @@ __all__ = [
 ]
 
 MAX_BATCH_ASSET_IDS = 10  # "Too many assetIds provided in a single request" past 10 (Scenario's skills repo)
-# No limit is documented; Scenario's blender-plugin sends at most 50 ids per get-bulk.
-BULK_CHUNK = 50
 
 
-class ScenarioClient(WebhookEndpoints):
+class ScenarioClient(WebhookEndpoints, RenderingEndpoints):
     """Async client for Scenario's LoRA training endpoints (arguments: :class:`HttpSeam`).
 
     Use it as an async context manager; every method returns a pydantic model.

@@ -20,14 +20,20 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, fiel
 __all__ = [
     "TERMINAL_STATUSES",
     "Asset",
+    "BaseModelRecord",
+    "Collection",
     "CostEstimate",
     "DatasetScore",
     "Epoch",
     "EpochAsset",
     "Job",
     "Model",
+    "ModelInput",
     "ModelPage",
     "PairsResult",
+    "QualityGateResult",
+    "RenderAsset",
+    "RenderResult",
     "TagsUpdate",
     "TrainResult",
     "TrainingImage",
@@ -117,6 +123,7 @@ class Model(_NoStraySecrets):
     epochs: list[Epoch] = Field(default_factory=list)
     job_id: str | None = Field(None, alias="jobId")
     compliant_model_ids: list[str] = Field(default_factory=list, alias="compliantModelIds")
+    collection_ids: list[str] = Field(default_factory=list, alias="collectionIds")
     created_at: str | None = Field(None, alias="createdAt")
 
     updated_at: str | None = Field(None, alias="updatedAt")
@@ -288,3 +295,68 @@ class WebhookEndpoint(_NoStraySecrets):
     secret: SecretStr | None = None
     status: str | None = None
     created_at: str | None = Field(None, alias="createdAt")
+
+
+# -- rendering with a trained LoRA (SDK ``generate.run_model``, ``assets``, ``collections``) --------
+
+
+class ModelInput(WireModel):
+    """One input of a base model's schema (SDK ``ModelInput``): its name, type and limits.
+
+    ``max_length`` bounds characters for a string and the number of items for an array.
+    """
+
+    name: str
+    type: str | None = None
+    required: dict[str, Any] | None = None
+    default: Any = None
+    min: float | None = None
+    max: float | None = None
+    max_length: int | None = Field(None, alias="maxLength")
+    model_types: list[str] = Field(default_factory=list, alias="modelTypes")
+    cost_impact: bool = Field(False, alias="costImpact")
+
+
+class BaseModelRecord(Model):
+    """A runnable (``custom``) model's detail record: its inputs and ``uiConfig``."""
+
+    inputs: list[ModelInput] = Field(default_factory=list)
+    ui_config: dict[str, Any] = Field(default_factory=dict, alias="uiConfig")
+
+    def input(self, name: str) -> ModelInput | None:
+        """The input called ``name``, if the schema has one."""
+        return next((i for i in self.inputs if i.name == name), None)
+
+
+class RenderResult(CostEstimate):
+    """The answer to ``POST /generate/custom/{modelId}``: the job (none on a dry run) and the cost."""
+
+    job: Job | None = None
+
+
+class RenderAsset(WireModel):
+    """A render's output: ``outputIndex`` orders a job's outputs; ``qualityGate`` once scored."""
+
+    id: str
+    url: str | None = None
+    status: str | None = None
+    output_index: int | None = Field(None, alias="outputIndex")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    quality_gate: dict[str, Any] | None = Field(None, alias="qualityGate")
+
+
+class QualityGateResult(WireModel):
+    """``POST /generate/quality-gate``: a 0-100 score, a verdict and the reasons."""
+
+    overall_score: float = Field(alias="overallScore")
+    verdict: str | None = None
+    ai_quality: dict[str, Any] = Field(default_factory=dict, alias="aiQuality")
+    brief_compliance: dict[str, Any] | None = Field(None, alias="briefCompliance")
+
+
+class Collection(WireModel):
+    """A collection of models."""
+
+    id: str
+    name: str | None = None
+    model_count: int | None = Field(None, alias="modelCount")

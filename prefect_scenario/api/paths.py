@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from prefect_scenario.validation import asset_id, job_id, model_id, opaque_id, path_segment
 
-__all__ = ["asset_segment", "endpoint_segment", "job_segment", "model_path"]
+__all__ = ["asset_segment", "endpoint_segment", "job_segment", "model_path", "opaque_segment"]
 
 
 def model_path(value: str) -> str:
@@ -39,3 +39,8 @@ def job_segment(value: str) -> str:
 def endpoint_segment(value: str) -> str:
     """A webhook endpoint id (shape not stated by the reference) as a path segment."""
     return path_segment(opaque_id("endpoint_id", value))
+
+
+def opaque_segment(kind: str, value: str) -> str:
+    """An id whose shape the reference does not state (a base model, a collection, a project)."""
+    return path_segment(opaque_id(kind, value))

@@ -54,13 +54,14 @@ from prefect_aws import AwsCredentials
 from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.credentials import ScenarioCredentials, resolve_aws_credentials, resolve_credentials
 from prefect_scenario.dataset.layout import Manifest, check_dataset_name, group_datasets, normalize_prefix
-from prefect_scenario.exceptions import ConfigurationError, InvalidDatasetError
+from prefect_scenario.evaluation.options import EvaluationOptions
+from prefect_scenario.exceptions import ConfigurationError
 from prefect_scenario.retraining.decisions import (
     DecisionKind,
     retrain_idempotency_key,
 )
 from prefect_scenario.retraining.discovery import ListingDiscovery
-from prefect_scenario.retraining.sidecar import DatasetSpec, load_dataset_spec
+from prefect_scenario.retraining.sidecar import DatasetSpec
 from prefect_scenario.retraining.tasks import (
     EVENT_DATASET_INVALID,
     EVENT_DATASET_READY,
@@ -69,9 +70,9 @@ from prefect_scenario.retraining.tasks import (
     dataset_lock,
     decision_summary,
     ensure_concurrency_limit,
-    list_dataset,
     make_discovery,
     observe_and_decide,
+    read_dataset,
     read_sensor_state,
     record_training,
     sensor_state_key,
@@ -81,6 +82,8 @@ from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.spend.sensor import EVENT_BUDGET_EXCEEDED, SensorBudget
 from prefect_scenario.tags import idempotency_tag
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
+from prefect_scenario.training.judging import judge_training
+from prefect_scenario.training.options import build_options
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
 from prefect_scenario.waiting.suspension import WaitMode
 
@@ -220,6 +223,7 @@ async def retrain_from_s3(
     ignore_sidecar_edits: bool = False,
     budget: ScenarioBudget | str | None = None,
     max_creative_units: float | None = None,
+    promote: bool | EvaluationOptions = False,
 ) -> TrainingResult:
     """Train the LoRA of one S3 dataset on its current content.
 
@@ -247,6 +251,9 @@ async def retrain_from_s3(
         budget: A ``ScenarioBudget`` block or its saved name; the dataset URI is the
             dataset its per-dataset limit counts.
         max_creative_units: Refuse the training if its dry run estimates more.
+        promote: Judge the new LoRA against the dataset's production LoRA (the dataset URI is
+            the dataset) and make it production only if it scores better; the lineage names
+            the manifest it was trained on.
 
     Returns:
         The :class:`~prefect_scenario.training.flows.TrainingResult`.
@@ -261,8 +268,9 @@ async def retrain_from_s3(
         ```
     """
     check_dataset_name(dataset_uri)  # a name, never a path: nothing is read for ../ or //
+    build_options(wait=wait, promote=promote)  # promote needs a wait: refused before any read
     aws = await resolve_aws_credentials(aws_credentials)
-    bucket, manifest, spec = await _read_dataset(
+    bucket, manifest, spec = await read_dataset(
         aws, dataset_uri, training_type, model_name, expected_manifest_digest, ignore_sidecar_edits
     )
     scenario = await resolve_credentials(credentials)
@@ -288,30 +296,11 @@ async def retrain_from_s3(
     async with concurrency(lock, occupy=1, strict=True):
         result = await _train_spec_on_manifest(spec, bucket, manifest, options)
     await record_training(scenario, result, dataset_uri, manifest, spec.model_name)
-    return result
-
-
-async def _read_dataset(
-    aws: AwsCredentials,
-    dataset_uri: str,
-    training_type: str | None,
-    model_name: str | None,
-    expected_digest: str | None,
-    ignore_sidecar_edits: bool,
-) -> tuple[str, Manifest, DatasetSpec]:
-    """The dataset's bucket, manifest (sidecar files included) and spec, read from S3."""
-    s3 = aws.get_s3_client()
-    bucket, prefix, manifest = await asyncio.to_thread(list_dataset, s3, dataset_uri)
-    if manifest is None or manifest.image_count == 0:
-        raise InvalidDatasetError(f"{dataset_uri} holds no training images")
-    content = manifest.without_sidecars(prefix) if ignore_sidecar_edits else manifest
-    if expected_digest and expected_digest != content.digest:
-        get_run_logger().warning("%s changed since the sensor decided; training on its current content", dataset_uri)
-    names = {key[len(prefix) :] for key in manifest.keys}
-    spec = await asyncio.to_thread(
-        load_dataset_spec, s3, dataset_uri, training_type=training_type, model_name=model_name, present=names
+    # Judged after the dataset's tags are on the model, outside the lock: a render waits for
+    # no other retrain. The training's budget pays for the renders too.
+    return await judge_training(
+        scenario, result, promote=promote, dataset=dataset_uri, budget=budget, manifest_digest=manifest.digest
     )
-    return bucket, manifest, spec
 
 
 async def _train_spec_on_manifest(

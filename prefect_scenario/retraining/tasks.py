@@ -35,11 +35,13 @@ from prefect_scenario._locks import ensure_concurrency_limit
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.dataset.layout import Manifest, group_datasets, normalize_prefix, parse_dataset_uri
 from prefect_scenario.dataset.listing import Listing
+from prefect_scenario.exceptions import InvalidDatasetError
 from prefect_scenario.reporting import artifact_key
 from prefect_scenario.retraining.decisions import Decision, DecisionKind, decide, mark_reported, mark_requested
 from prefect_scenario.retraining.discovery import ListingDiscovery
 from prefect_scenario.retraining.notifications import ChangeSet, NotificationDiscovery
 from prefect_scenario.retraining.sensor_state import SensorState
+from prefect_scenario.retraining.sidecar import DatasetSpec, load_dataset_spec
 from prefect_scenario.training.flows import TrainingResult
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "list_dataset",
     "make_discovery",
     "observe_and_decide",
+    "read_dataset",
     "read_sensor_state",
     "record_training",
     "report_invalid",
@@ -277,3 +280,26 @@ async def record_training(
         )
     except httpx.HTTPError as exc:
         get_run_logger().warning("manifest artifact for %s not created: %s", dataset_uri, type(exc).__name__)
+
+
+async def read_dataset(
+    aws: AwsCredentials,
+    dataset_uri: str,
+    training_type: str | None,
+    model_name: str | None,
+    expected_digest: str | None,
+    ignore_sidecar_edits: bool,
+) -> tuple[str, Manifest, DatasetSpec]:
+    """The dataset's bucket, manifest (sidecar files included) and spec, read from S3."""
+    s3 = aws.get_s3_client()
+    bucket, prefix, manifest = await asyncio.to_thread(list_dataset, s3, dataset_uri)
+    if manifest is None or manifest.image_count == 0:
+        raise InvalidDatasetError(f"{dataset_uri} holds no training images")
+    content = manifest.without_sidecars(prefix) if ignore_sidecar_edits else manifest
+    if expected_digest and expected_digest != content.digest:
+        get_run_logger().warning("%s changed since the sensor decided; training on its current content", dataset_uri)
+    names = {key[len(prefix) :] for key in manifest.keys}
+    spec = await asyncio.to_thread(
+        load_dataset_spec, s3, dataset_uri, training_type=training_type, model_name=model_name, present=names
+    )
+    return bucket, manifest, spec

@@ -22,8 +22,9 @@ import math
 from typing import Any, Literal, Self
 
 from prefect.blocks.core import Block
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 
+from prefect_scenario._titles import field_title
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL
 from prefect_scenario.exceptions import ConfigurationError, InvalidInputError
 from prefect_scenario.spend.decisions import PERIODS, Limits
@@ -84,6 +85,7 @@ class ScenarioBudget(Block):
     _logo_url = LOGO_URL  # type: ignore[assignment]
     _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _description = "Creative-unit limits for Scenario trainings per dataset, per project and per fleet run."
+    model_config = ConfigDict(field_title_generator=field_title)
 
     per_dataset: float | None = Field(
         None, description="Creative units one dataset may spend per period; None for no limit."

@@ -41,7 +41,7 @@ from prefect_scenario.api.models import CostEstimate, Model, TrainResult
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import APIError, BudgetExceeded
-from prefect_scenario.reporting import ProgressReporter, artifact_key
+from prefect_scenario.reporting import ProgressReporter
 from prefect_scenario.spend.approval import ask_approval
 from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
 from prefect_scenario.spend.decisions import LedgerEntry, SpendDecision, Verdict, decide_spend
@@ -373,7 +373,7 @@ async def check_spend(
         return charge
     ceiling = f" (max_creative_units={plan.max_creative_units:g})" if plan.max_creative_units else ""
     logger.info("estimated cost of training %s: %g creative units%s", model.id, units, ceiling)
-    await ProgressReporter(key=artifact_key("scenario-training", model.id)).note(
+    await ProgressReporter.for_training(model.id, model.name).note(
         f"{model.name or model.id}: estimated {units:g} creative units{ceiling}"
     )
     options: dict[str, Any] = {"estimate": units, "today": today, "dataset": entry.dataset, "fleet": plan.fleet,

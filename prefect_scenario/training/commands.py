@@ -40,6 +40,8 @@ def add_training_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--max-creative-units", type=float, metavar="N",
                      help="refuse the training, before its trigger, if its dry run estimates more")  # fmt: skip
     sub.add_argument("--budget", metavar="BLOCK_NAME", help="a saved ScenarioBudget block the training counts against")
+    judge = "judge the trained LoRA against the production LoRA of the same name; promote it only if better"
+    sub.add_argument("--promote", action="store_true", help=judge)
 
 
 def spend_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -135,6 +137,7 @@ def _run_training(
         "timeout_seconds": args.timeout,
         "force": args.force,
         "min_dataset_score": args.min_dataset_score,
+        "promote": args.promote,
         **spend,
     }
     with console_without_tracebacks():

@@ -28,6 +28,8 @@ from pydantic import BaseModel, Field
 
 from prefect_scenario._logging import run_logger
 from prefect_scenario.api.models import Model
+from prefect_scenario.catalog import TrainingType
+from prefect_scenario.evaluation.flows import EvaluationResult
 from prefect_scenario.reporting import emit_end_event, publish_summary
 
 __all__ = ["EpochResult", "Phases", "TrainingResult", "end_training"]
@@ -58,6 +60,31 @@ class TrainingResult(BaseModel):
     sample_image_urls: list[str] = Field(default_factory=list)
     dataset_score: float | None = None
     durations: dict[str, float] = Field(default_factory=dict, description="Seconds spent per phase.")
+    evaluation: EvaluationResult | None = Field(
+        None, description="With promote=: how the LoRA was judged against production, and whether it was promoted."
+    )
+
+    @classmethod
+    def of_model(
+        cls, model: Model, ttype: TrainingType, key: str, *, name: str, images: int = 0, pairs: int = 0, **values: Any
+    ) -> TrainingResult:
+        """The result of a run that trains ``model``: its status as read, nothing reused.
+
+        The one constructor a run uses, whether it just created the model or resumed waiting for it.
+        """
+        return cls(
+            model_id=model.id,
+            name=model.name or name,
+            training_type=ttype.id,
+            family=ttype.family,
+            status=model.status,
+            idempotency_key=key,
+            reused=False,
+            images=images,
+            pairs=pairs,
+            job_id=model.job_id,
+            **values,
+        )
 
     def with_model(self, model: Model) -> TrainingResult:
         """This result updated with the model's status, epochs and sample images."""

@@ -21,11 +21,13 @@ from prefect_scenario.api.models import Model
 from prefect_scenario.catalog import TrainingParameters, get_training_type
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.dataset.images import ImageSource
+from prefect_scenario.evaluation.options import EvaluationOptions
 from prefect_scenario.exceptions import TrainingFailed, TrainingTimeout
 from prefect_scenario.spend.block import ScenarioBudget, resolve_budget
 from prefect_scenario.tags import IDEMPOTENCY_TAG_PREFIX, tag_values
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.ending import end_training
+from prefect_scenario.training.judging import judge_training
 from prefect_scenario.training.options import (
     DEFAULT_TIMEOUT_SECONDS,
     JOB_FIELDS,
@@ -90,6 +92,7 @@ async def train_lora_fleet(
     raise_on_failure: bool = True,
     wait: WaitMode = "poll",
     budget: ScenarioBudget | str | None = None,
+    promote: bool | EvaluationOptions = False,
 ) -> list[TrainingResult]:
     """Train many standard LoRAs at once and wait for all of them with one bulk poller.
 
@@ -111,6 +114,8 @@ async def train_lora_fleet(
             applies to this run's jobs together, its other limits to each job as usual. A
             job the budget (or its ``max_creative_units``) refuses is not triggered; the
             jobs already started are waited for, then its ``BudgetExceeded`` is raised.
+        promote: judge each trained LoRA against its dataset's production LoRA (the job's
+            ``dataset``, else its name) and promote it only if better (see ``train_lora``).
 
     Returns:
         One :class:`TrainingResult` per job, in order.
@@ -128,6 +133,7 @@ async def train_lora_fleet(
     fleet = str(context.flow_run.id) if context and context.flow_run else None
     resolved_budget = await resolve_budget(budget)
     mode = parse_wait(wait)
+    build_options(wait=wait, promote=promote)  # promote needs a wait: refused before any request
     run = {
         "wait": False,
         "timeout_seconds": timeout_seconds,
@@ -153,7 +159,8 @@ async def train_lora_fleet(
     for request in requests:
         request.check()
     if mode == "suspend" and (record := resumed_record()) is not None:
-        return _outcome(await _resumed(resolved, jobs, record, poll_policy), raise_on_failure)
+        resumed = await _resumed(resolved, jobs, record, poll_policy)
+        return _outcome(await _judged(resolved, jobs, resumed, promote, resolved_budget), raise_on_failure)
     async with fleet_slots(resolved, poll_policy):  # a trigger waiting for a slot goes when a fleet training ends
         outcomes = await asyncio.gather(*(run_training(r) for r in requests), return_exceptions=True)
     errors = [o for o in outcomes if isinstance(o, BaseException)]
@@ -170,7 +177,26 @@ async def train_lora_fleet(
     if errors:
         # The jobs that started were waited for above: a refused job never orphans a paid one.
         raise errors[0]
-    return _outcome(results, raise_on_failure)
+    return _outcome(await _judged(resolved, jobs, results, promote, resolved_budget), raise_on_failure)
+
+
+async def _judged(
+    credentials: ScenarioCredentials,
+    jobs: list[TrainingJob],
+    results: list[TrainingResult],
+    promote: bool | EvaluationOptions,
+    budget: ScenarioBudget | None,
+) -> list[TrainingResult]:
+    """Each trained job's result with its evaluation, when ``promote`` asks for one (one job at a time)."""
+    judged = []
+    for job, result in zip(jobs, results, strict=True):
+        dataset = job.dataset or job.name
+        judged.append(
+            await judge_training(
+                credentials, result, promote=promote, dataset=dataset, caption_prefix=job.caption_prefix, budget=budget
+            )
+        )
+    return judged
 
 
 async def _resumed(
@@ -203,17 +229,7 @@ async def _resumed(
             raise TrainingFailed(f"the resumed fleet found no model for job {job.name!r} (deleted?)")
         model = candidates.pop(0)
         key = next(iter(tag_values(model.tags, IDEMPOTENCY_TAG_PREFIX)), "")
-        result = TrainingResult(
-            model_id=model.id,
-            name=job.name,
-            training_type=ttype.id,
-            family=ttype.family,
-            status=model.status,
-            idempotency_key=key,
-            reused=False,
-            images=len(job.images),
-            job_id=model.job_id,
-        )
+        result = TrainingResult.of_model(model, ttype, key, name=job.name, images=len(job.images))
         results.append(await end_training(result, model))
     return results
 

@@ -19,6 +19,7 @@ from prefect_scenario._dispatch import scenario_flow
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.dataset.images import ImageSource, PairSource
+from prefect_scenario.evaluation.options import EvaluationOptions
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.training.cancellation import run_hooks
 from prefect_scenario.training.options import DEFAULT_TIMEOUT_SECONDS, document_options, options_from
@@ -51,6 +52,7 @@ async def train_lora(
     max_creative_units: float | None = None,
     budget: ScenarioBudget | str | None = None,
     dataset: str | None = None,
+    promote: bool | EvaluationOptions = False,
 ) -> TrainingResult:
     """Train a standard LoRA: create the model, upload the images, train, wait.
 
@@ -127,6 +129,7 @@ async def train_edit_lora(
     max_creative_units: float | None = None,
     budget: ScenarioBudget | str | None = None,
     dataset: str | None = None,
+    promote: bool | EvaluationOptions = False,
 ) -> TrainingResult:
     """Train an edit LoRA from before/after pairs, each with an instruction.
 

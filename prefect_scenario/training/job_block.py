@@ -19,16 +19,22 @@ Example:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+
 from prefect._internal.compatibility.async_dispatch import async_dispatch
 from prefect.blocks.abstract import JobBlock, JobRun
 from prefect_aws import AwsCredentials
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
+from prefect_scenario._titles import field_title
 from prefect_scenario.api.models import Model
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL, ScenarioCredentials, resolve_credentials
+from prefect_scenario.evaluation.options import EvaluationOptions
 from prefect_scenario.exceptions import TrainingError
 from prefect_scenario.spend.block import ScenarioBudget
+from prefect_scenario.training.judging import judge_training
 from prefect_scenario.training.options import TrainingOptions, build_options, option_field
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
 from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
@@ -48,6 +54,7 @@ class ScenarioTrainingRun(JobRun[TrainingResult]):
         credentials: the credentials that started it.
         timeout_seconds: how long :meth:`wait_for_completion` waits (then cancels it).
         poll_policy: the wait loop's poll delay bounds.
+        judge: with ``promote``, what judges the trained LoRA (once, in :meth:`fetch_result`).
     """
 
     def __init__(
@@ -56,8 +63,11 @@ class ScenarioTrainingRun(JobRun[TrainingResult]):
         credentials: ScenarioCredentials,
         timeout_seconds: float,
         poll_policy: PollPolicy = DEFAULT_POLICY,
+        judge: Callable[[TrainingResult], Awaitable[TrainingResult]] | None = None,
     ) -> None:
         self.started = started
+        self.judge = judge
+        self._result: TrainingResult | None = None
         self.credentials = credentials
         self.timeout_seconds = timeout_seconds
         self.poll_policy = poll_policy
@@ -90,11 +100,12 @@ class ScenarioTrainingRun(JobRun[TrainingResult]):
         Raises:
             TrainingError: the training has not ended yet (call ``wait_for_completion`` first).
         """
-        if self.model is None:
-            if self.started.status == "trained":
-                return self.started
-            raise TrainingError("the training has not ended: call wait_for_completion() first", model_id=None)
-        return self.started.with_model(self.model)
+        if self._result is None:
+            if self.model is None and self.started.status != "trained":
+                raise TrainingError("the training has not ended: call wait_for_completion() first", model_id=None)
+            ended = self.started if self.model is None else self.started.with_model(self.model)
+            self._result = await self.judge(ended) if self.judge else ended
+        return self._result
 
     @async_dispatch(afetch_result)
     def fetch_result(self) -> TrainingResult:  # type: ignore[override]
@@ -124,6 +135,7 @@ class ScenarioTraining(JobBlock[TrainingResult]):
     _logo_url = LOGO_URL  # type: ignore[assignment]
     _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _description = "A LoRA training on Scenario: model name, type, images and parameters, run as a job."
+    model_config = ConfigDict(field_title_generator=field_title)
 
     credentials: ScenarioCredentials = Field(description="The Scenario credentials block to train with.")
     name: str = Field(description="The model name.")
@@ -144,6 +156,7 @@ class ScenarioTraining(JobBlock[TrainingResult]):
     max_creative_units: float | None = option_field("max_creative_units")
     budget: ScenarioBudget | None = option_field("budget")
     dataset: str | None = option_field("dataset")
+    promote: bool | EvaluationOptions = option_field("promote")
     aws_credentials: AwsCredentials | None = Field(
         default=None, description="A prefect-aws AwsCredentials block, for s3:// images."
     )
@@ -155,7 +168,10 @@ class ScenarioTraining(JobBlock[TrainingResult]):
             InvalidInputError: bad input, before any request.
         """
         credentials = await resolve_credentials(self.credentials)
-        options = build_options(**{name: getattr(self, name) for name in BLOCK_OPTIONS}, wait=False)
+        # The trigger returns once the training started; with promote, fetch_result judges it.
+        values = {name: getattr(self, name) for name in BLOCK_OPTIONS}
+        options = build_options(**values, wait="poll")  # checked as the flows check them
+        options = options.model_copy(update={"wait": False, "promote": False})
         request = TrainingRequest(
             self.name,
             self.training_type,
@@ -166,7 +182,15 @@ class ScenarioTraining(JobBlock[TrainingResult]):
         )
         started = await run_training(request)
         self.logger.info("training of %s started (model %s)", self.name, started.model_id)
-        return ScenarioTrainingRun(started, credentials, self.timeout_seconds)
+        judge = functools.partial(
+            judge_training,
+            credentials,
+            promote=self.promote,
+            dataset=self.dataset or self.name,
+            caption_prefix=self.caption_prefix,
+            budget=self.budget,
+        )
+        return ScenarioTrainingRun(started, credentials, self.timeout_seconds, judge=judge if self.promote else None)
 
     @async_dispatch(atrigger)
     def trigger(self) -> ScenarioTrainingRun:  # type: ignore[override]

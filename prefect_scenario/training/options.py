@@ -25,9 +25,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from prefect_scenario.catalog import TrainingParameters
+from prefect_scenario.evaluation.options import EvaluationOptions
 from prefect_scenario.exceptions import ConfigurationError, InvalidInputError
 from prefect_scenario.spend.block import ScenarioBudget, check_units
 from prefect_scenario.validation import check_text, clean_name, optional_finite, positive_int, positive_seconds
@@ -111,6 +112,13 @@ class TrainingOptions(BaseModel):
     dataset: str | None = Field(
         None, description="The dataset label the budget's per-dataset limit and the ledger use (default: the name)."
     )
+    # After the training.
+    promote: bool | EvaluationOptions = Field(
+        False,
+        description="Judge the trained LoRA against the dataset's production LoRA (same prompts and seeds, "
+        "scored by Scenario's Quality Gate) and make it production only if it scores better by the margin; "
+        "True for the default EvaluationOptions. Needs a wait that sees the training end.",
+    )
 
     # Raw values ("before"), through the checks every entry point shares: a boolean is not a
     # number, NaN and infinities are refused (NaN would switch the deadline or the score gate off).
@@ -153,6 +161,12 @@ class TrainingOptions(BaseModel):
     def _wait(cls, value: Any) -> Any:
         parse_wait(value)  # its message names the three modes; pydantic's would name the type's parts
         return value
+
+    @model_validator(mode="after")
+    def _promote_needs_the_end(self) -> TrainingOptions:
+        if self.promote is not False and self.mode == "none":
+            raise ConfigurationError('promote needs the training\'s end: use wait="poll" or "suspend", not False')
+        return self
 
     @property
     def mode(self) -> Literal["poll", "suspend", "none"]:

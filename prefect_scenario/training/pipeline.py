@@ -61,6 +61,7 @@ from prefect_scenario.spend.gate import SpendCharge, SpendPlan, check_spend, pre
 from prefect_scenario.spend.quote import quote_before_upload
 from prefect_scenario.tags import WAITING_TAG
 from prefect_scenario.training.ending import EpochResult, Phases, TrainingResult, end_training
+from prefect_scenario.training.judging import judge_training
 from prefect_scenario.training.options import TrainingOptions
 from prefect_scenario.training.tasks import (
     add_scenario_training_images,
@@ -143,19 +144,9 @@ class _Run:
 
     def result(self, model: Model, key: str, **values: Any) -> TrainingResult:
         """The run's result so far, from the model it trains."""
-        return TrainingResult(
-            model_id=model.id,
-            name=model.name or self.request.name,
-            training_type=self.ttype.id,
-            family=self.ttype.family,
-            status=model.status,
-            idempotency_key=key,
-            reused=False,
-            images=len(self.request.images or []),
-            pairs=len(self.request.pairs or []),
-            job_id=model.job_id,
-            **values,
-        )
+        request = self.request
+        images, pairs = len(request.images or []), len(request.pairs or [])
+        return TrainingResult.of_model(model, self.ttype, key, name=request.name, images=images, pairs=pairs, **values)
 
 
 def wrong_kind(ttype: TrainingType, use: str) -> InvalidTrainingTypeError:
@@ -198,11 +189,22 @@ async def run_training(request: TrainingRequest) -> TrainingResult:
     run = _Run(request, credentials, ttype, params, spend, phases)
     if options.mode == "suspend" and (record := resumed_record()) is not None:
         # A resumed run (Prefect starts it from the top): finish from the model, touch nothing else.
-        return await _finish_resumed(run, record)
-    with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
-        with phases.phase("prepare"):
-            key, images, pairs = await _prepare(run, Path(workdir))
-        return await _steps(run, key, images, pairs)
+        result = await _finish_resumed(run, record)
+    else:
+        with tempfile.TemporaryDirectory(prefix="prefect-scenario-") as workdir:
+            with phases.phase("prepare"):
+                key, images, pairs = await _prepare(run, Path(workdir))
+            result = await _steps(run, key, images, pairs)
+    with phases.phase("evaluate"):
+        judged = await judge_training(
+            credentials,
+            result,
+            promote=options.promote,
+            dataset=options.dataset or request.name,
+            caption_prefix=options.caption_prefix,
+            budget=spend.budget,
+        )
+    return judged if judged is result else judged.model_copy(update={"durations": phases.rounded()})
 
 
 async def _prepare(run: _Run, workdir: Path) -> tuple[str, list[PreparedImage] | None, list[PreparedPair] | None]:
@@ -281,7 +283,7 @@ async def _steps(
 
 async def _refused(model: Model, exc: Exception) -> None:
     """The progress card's last word on a training refused before its trigger (not a stuck 0 %)."""
-    reporter = ProgressReporter(key=artifact_key("scenario-training", model.id))
+    reporter = ProgressReporter.for_training(model.id, model.name)
     reporter.model = model
     await reporter.finish("refused", str(exc))
 
@@ -352,7 +354,7 @@ async def _finish_resumed(run: _Run, record: WaitRecord) -> TrainingResult:
                     credentials, model_id, record.remaining(), True, options.poll_policy
                 )
         else:
-            await ProgressReporter(key=artifact_key("scenario-training", model_id)).update(model)
+            await ProgressReporter.for_training(model_id, model.name).update(model)
             model = await finish(client, model)
     key = record.keys[0] if record.keys else (options.idempotency_key or "")
     result = run.result(model, key, creative_units_cost=record.cost, dataset_score=record.dataset_score)

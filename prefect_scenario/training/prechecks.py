@@ -37,7 +37,12 @@ from prefect_scenario.catalog import (
 )
 from prefect_scenario.dataset.captions import MAX_PAIRS_FILE_BYTES, read_caption
 from prefect_scenario.dataset.images import check_image, parse_s3_uri, read_image_file
-from prefect_scenario.exceptions import InvalidDatasetError, InvalidInputError, InvalidParametersError
+from prefect_scenario.exceptions import (
+    ConfigurationError,
+    InvalidDatasetError,
+    InvalidInputError,
+    InvalidParametersError,
+)
 from prefect_scenario.validation import (
     MAX_PARAMS_FILE_BYTES,
     asset_id,
@@ -68,6 +73,8 @@ def check_common(args: argparse.Namespace) -> TrainingParameters:
     args.timeout = positive_seconds("--timeout", args.timeout)
     if args.min_dataset_score is not None:
         args.min_dataset_score = finite("--min-dataset-score", args.min_dataset_score, minimum=0, maximum=1)
+    if getattr(args, "promote", False) and args.no_wait:
+        raise ConfigurationError("--promote judges the trained LoRA: it cannot be used with --no-wait")
     return parse_parameters(args)
 
 

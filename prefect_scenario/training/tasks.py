@@ -227,7 +227,7 @@ async def check_scenario_dataset_score(
             ) from None
         logger.warning("dataset score unavailable (%s); training without it (it is advisory)", exc)
         return None
-    await publish_dataset_score(score, key=artifact_key("scenario-dataset-score", model_id))
+    await publish_dataset_score(score, key=artifact_key("scenario-dataset-score", "", model_id=model_id))
     warnings = len(score.assets_warnings) + len(score.asset_couples_warnings)
     logger.info("dataset score %.2f (%s), %d warning(s)", score.score, score.status, warnings)
     if min_score is not None and score.score < min_score:
@@ -257,7 +257,7 @@ async def _train_when_a_slot_frees(
 ) -> TrainResult:
     """Trigger; while the plan's concurrent-training ceiling refuses it, look again politely until the deadline."""
     deadline = time.monotonic() + slot_timeout_seconds
-    reporter = ProgressReporter(key=artifact_key("scenario-training", model_id))
+    reporter = ProgressReporter.for_training(model_id)
     while True:
         try:
             answer = await client.train(model_id, parameters, reconcile=reconcile)
@@ -279,6 +279,8 @@ async def _train_when_a_slot_frees(
             run_logger().info("%s (plan limit %s); checking again in %.0fs, or once a training of this fleet ends",
                               message, exc.action_name,
                               min(poll_policy.slot_check, remaining))  # fmt: skip
+            if reporter.model is None:  # its name keys the training's one card (a read, on this path only)
+                reporter.model = await client.get_model(model_id)
             await reporter.note(message)
             # At once when the fleet sees one of its own trainings end; else on the timer (others' slots).
             await wait_for_a_slot(min(poll_policy.slot_check, remaining))

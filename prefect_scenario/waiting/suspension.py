@@ -7,7 +7,7 @@ training. The tags are the only record, readable by anyone with the Prefect API:
 
 - ``scenario-waiting``: the run is suspended for a training (the watcher's filter);
 - ``scenario-model:<id>`` (one per model, written at create time) and ``psc-<key>``;
-- ``scenario-deadline:<unix seconds>``: when ``timeout_seconds`` ends; past it the
+- ``scenario-deadline:<UTC date and time>``: when ``timeout_seconds`` ends; past it the
   training is cancelled and the run ends ``TrainingTimeout``, as the in-process wait does;
 - ``scenario-cost:<units>`` and ``scenario-dataset-score:<score>`` when known, so the
   resumed run's result and summary say what the in-process one says.
@@ -17,14 +17,16 @@ the run once its models are terminal. Prefect runs a resumed flow from the top: 
 flow sees its own ``scenario-deadline:`` tag, skips everything before the wait (no image
 is read, uploaded or triggered again) and finishes from the model as it is now.
 
-Prefect can only suspend a deployment's run (PREFECT-NOTES; ``suspend_flow_run`` needs
-a run a worker can start again): anywhere else ``suspend`` polls, with a warning.
+Prefect can only suspend a deployment's run (Prefect's docs, "Pause or suspend a flow run":
+``suspend_flow_run`` needs a run a worker can start again): anywhere else ``suspend`` polls, with a warning.
 
 Example:
     >>> record = WaitRecord(model_ids=("model_1",), keys=("k",), deadline=1700000000.0, cost=104.0)
     >>> tags = record.tags()
-    >>> tags
-    ['scenario-waiting', 'scenario-deadline:1700000000', 'scenario-cost:104', 'scenario-model:model_1', 'psc-k']
+    >>> tags[:3]
+    ['scenario-waiting', 'scenario-deadline:2023-11-14T22:13:20Z', 'scenario-cost:104']
+    >>> tags[3:]
+    ['scenario-model:model_1', 'psc-k']
     >>> WaitRecord.from_tags(tags) == record
     True
 """
@@ -32,11 +34,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from prefect.client.orchestration import get_client
@@ -106,6 +110,26 @@ def _float(values: Sequence[str]) -> float | None:
         return None
 
 
+def deadline_text(deadline: float) -> str:
+    """A deadline as the tag shows it: a UTC date and time to the second, readable in the UI.
+
+    Example:
+        >>> deadline_text(1700000000.0)
+        '2023-11-14T22:13:20Z'
+    """
+    return datetime.fromtimestamp(int(deadline), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _deadline(values: Sequence[str]) -> float | None:
+    """The deadline in a tag: a UTC date (this version), or Unix seconds (runs suspended by 0.2.0)."""
+    if not values:
+        return None
+    try:
+        return datetime.strptime(values[0], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return _float(values)
+
+
 @dataclass(frozen=True)
 class WaitRecord:
     """What a suspended run waits for, as it is written in (and read from) its flow-run tags."""
@@ -118,7 +142,7 @@ class WaitRecord:
 
     def tags(self) -> list[str]:
         """The flow-run tags that hold this record."""
-        tags = [WAITING_TAG, f"{DEADLINE_TAG_PREFIX}{int(self.deadline)}"]
+        tags = [WAITING_TAG, f"{DEADLINE_TAG_PREFIX}{deadline_text(self.deadline)}"]
         if self.cost is not None:
             tags.append(f"{COST_TAG_PREFIX}{_number(self.cost)}")
         if self.dataset_score is not None:
@@ -130,7 +154,7 @@ class WaitRecord:
     def from_tags(cls, tags: Iterable[str]) -> WaitRecord | None:
         """The record in a flow run's tags; None when the run never suspended for a training."""
         tags = list(tags)
-        deadline = _float(tag_values(tags, DEADLINE_TAG_PREFIX))
+        deadline = _deadline(tag_values(tags, DEADLINE_TAG_PREFIX))
         models = tuple(dict.fromkeys(tag_values(tags, MODEL_TAG_PREFIX)))
         if deadline is None or not models:
             return None
@@ -199,6 +223,32 @@ async def suspend_for(record: WaitRecord, *, alongside: Callable[[], Awaitable[o
         ", ".join(record.model_ids),
         record.remaining(),
     )
+    _quiet_suspension()
     # A fresh key each time: Prefect refuses a pause key it has seen before (its rule for a
     # flow re-run from the top), and a run resumed early suspends again for the same training.
     await asuspend_flow_run(timeout=timeout, key=f"scenario-wait-{uuid.uuid4().hex[:12]}")
+
+
+class SuspensionIsNotAnError(logging.Filter):
+    """Shows Prefect's last line for a suspended run at INFO, as it shows a completed one.
+
+    Prefect 3.9's async flow engine logs ``Finished in state ...`` at INFO for a completed run
+    and at ERROR for every other state (``flow_engine.py``, ``run_context``), a ``Suspended``
+    one included, so a planned suspension reads as an error in the run's logs. Prefect offers
+    no setting for it; this filter on its ``prefect.flow_runs`` logger lowers that one line
+    for a ``Suspended`` or ``Paused`` state and leaves every other record as it is.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.ERROR and str(record.msg).startswith(_SUSPENDED_LINES):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+        return True
+
+
+_SUSPENDED_LINES = ("Finished in state Suspended", "Finished in state Paused")
+
+
+def _quiet_suspension() -> None:
+    logger = logging.getLogger("prefect.flow_runs")
+    if not any(isinstance(f, SuspensionIsNotAnError) for f in logger.filters):
+        logger.addFilter(SuspensionIsNotAnError())

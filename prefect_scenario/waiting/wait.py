@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from prefect.cache_policies import NO_CACHE
 
@@ -132,18 +132,20 @@ async def wait_for_models(
     return done
 
 
+class WaitKnobs(TypedDict, total=False):
+    """How :func:`wait_for_models` waits, for the helpers that wait through a client."""
+
+    policy: PollPolicy
+    on_update: OnUpdate | None
+    clock: Clock
+    sleep: Sleep
+    log: Callable[[str], None] | None
+
+
 async def wait_until_terminal(
-    client: ScenarioClient,
-    model_id: str,
-    *,
-    timeout_seconds: float,
-    policy: PollPolicy = DEFAULT_POLICY,
-    on_update: OnUpdate | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    log: Callable[[str], None] | None = None,
+    client: ScenarioClient, model_id: str, *, timeout_seconds: float, **knobs: Unpack[WaitKnobs]
 ) -> Model:
-    """Wait for one model, polling ``GET /models/{id}``.
+    """Wait for one model, polling ``GET /models/{id}`` (``knobs``: as :func:`wait_for_models`).
 
     Raises:
         TrainingTimeout: the deadline passed.
@@ -152,37 +154,24 @@ async def wait_until_terminal(
     async def fetch(ids: list[str]) -> list[Model]:
         return [await client.get_model(ids[0])]
 
-    done = await wait_for_models(
-        fetch, [model_id], timeout_seconds=timeout_seconds, policy=policy, on_update=on_update,
-        clock=clock, sleep=sleep, log=log,
-    )  # fmt: skip
+    done = await wait_for_models(fetch, [model_id], timeout_seconds=timeout_seconds, **knobs)
     return done[model_id]
 
 
 async def wait_until_all_terminal(
-    client: ScenarioClient,
-    model_ids: Sequence[str],
-    *,
-    timeout_seconds: float,
-    policy: PollPolicy = DEFAULT_POLICY,
-    on_update: OnUpdate | None = None,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
-    log: Callable[[str], None] | None = None,
+    client: ScenarioClient, model_ids: Sequence[str], *, timeout_seconds: float, **knobs: Unpack[WaitKnobs]
 ) -> dict[str, Model]:
-    """Wait for many models with one ``POST /models/get-bulk`` per cycle.
+    """Wait for many models with one ``POST /models/get-bulk`` per cycle (``knobs``: as :func:`wait_for_models`).
 
     Raises:
         TrainingTimeout: the deadline passed with models still training.
     """
+    chunk = knobs.get("policy", DEFAULT_POLICY).max_ids_per_request
 
     async def fetch(ids: list[str]) -> list[Model]:
-        return await client.get_models_bulk(ids, chunk=policy.max_ids_per_request)
+        return await client.get_models_bulk(ids, chunk=chunk)
 
-    return await wait_for_models(
-        fetch, model_ids, timeout_seconds=timeout_seconds, policy=policy, on_update=on_update,
-        clock=clock, sleep=sleep, log=log,
-    )  # fmt: skip
+    return await wait_for_models(fetch, model_ids, timeout_seconds=timeout_seconds, **knobs)
 
 
 async def _failure_reason(client: ScenarioClient, model: Model) -> str | None:
@@ -242,7 +231,7 @@ async def wait_for_scenario_training(
     """
     resolved = await resolve_credentials(credentials)
     async with resolved.get_client() as client:
-        reporter = ProgressReporter(key=artifact_key("scenario-training", model_id))
+        reporter = ProgressReporter.for_training(model_id)
         try:
             model = await wait_until_terminal(
                 client, model_id, timeout_seconds=timeout_seconds, policy=poll_policy, on_update=reporter.update,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 
 from prefect.blocks.core import Block
-from pydantic import Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
+from prefect_scenario._titles import field_title
 from prefect_scenario.api.models import redact_url
 from prefect_scenario.credentials import DOCUMENTATION_URL, LOGO_URL
 
@@ -57,6 +58,7 @@ class ScenarioWebhook(Block):
     _logo_url = LOGO_URL  # type: ignore[assignment]
     _documentation_url = DOCUMENTATION_URL  # type: ignore[assignment]
     _description = "A Scenario webhook endpoint for training events, and the secrets its receiver checks."
+    model_config = ConfigDict(field_title_generator=field_title)
 
     endpoint_id: str = Field(description="The id Scenario gave the webhook endpoint.")
     public_url: str = Field(

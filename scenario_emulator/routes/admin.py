@@ -146,7 +146,7 @@ async def files(request: Request) -> Response:
         asset, data = emulator.store.assets.get(asset_id), emulator.store.asset_data.get(asset_id)
     if asset is not None and data is not None:
         return Response(data, media_type=asset.mime_type)
-    if asset_id.startswith("asset_sample_"):
+    if asset_id.startswith("asset_sample_") or asset_id in emulator.store.generation.asset_jobs:
         return Response(_placeholder(asset_id), media_type="image/png")
     raise ApiError(404, f"file {asset_id!r} not found")
 

@@ -40,6 +40,7 @@ from prefect_scenario.catalog import MAX_IMAGES
 from scenario_emulator.errors import ApiError, conflict
 from scenario_emulator.limits import team_image_error
 from scenario_emulator.records import AssetRecord, ModelRecord, PairRecord, TrainingImageRecord, new_id
+from scenario_emulator.routes.generate import asset_of
 from scenario_emulator.routes.models import require_model
 from scenario_emulator.views import asset_json, model_status, training_image_json
 from scenario_emulator.wire import (
@@ -123,7 +124,10 @@ def _require_asset(request: Request) -> AssetRecord:
 
 
 async def retrieve_asset(request: Request) -> Response:
-    """``GET /assets/{id}`` → ``{asset}``."""
+    """``GET /assets/{id}`` → ``{asset}`` (a render's output too)."""
+    emulator, asset_id = emulator_of(request), request.path_params["asset_id"]
+    if (output := asset_of(emulator, project_id(request), asset_id, root_url(request))) is not None:
+        return ok({"asset": output})
     return ok({"asset": asset_json(_require_asset(request), root_url(request))})
 
 

@@ -34,6 +34,7 @@ from prefect_scenario.catalog import get_training_type, validate_parameters
 from prefect_scenario.exceptions import InvalidInputError
 from scenario_emulator.errors import ApiError, conflict
 from scenario_emulator.records import ModelRecord, new_id
+from scenario_emulator.routes.generate import base_model
 from scenario_emulator.state_machine import epochs_of, training_view
 from scenario_emulator.views import effective_updated_at, model_json, model_status
 from scenario_emulator.wire import (
@@ -136,7 +137,9 @@ async def create_model(request: Request) -> Response:
 
 
 async def retrieve_model(request: Request) -> Response:
-    """``GET /models/{id}``: with every training image."""
+    """``GET /models/{id}``: with every training image; a public base model's record with its inputs."""
+    if (base := base_model(request.path_params["model_id"])) is not None:
+        return ok({"model": base})
     return ok({"model": render_model(request, require_model(request))})
 
 

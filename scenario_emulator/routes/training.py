@@ -47,6 +47,7 @@ from scenario_emulator.errors import ApiError, conflict
 from scenario_emulator.limits import cooldown_error, parallel_training_error
 from scenario_emulator.pricing import cost_fields, training_cost
 from scenario_emulator.records import ModelRecord, new_id
+from scenario_emulator.routes.generate import generation_job
 from scenario_emulator.routes.models import public_parameters, render_model, require_model
 from scenario_emulator.scoring import ScoredAsset, score_dataset
 from scenario_emulator.state_machine import DEFAULT_NB_EPOCHS, TrainingRecord, training_view
@@ -199,6 +200,9 @@ async def retrieve_job(request: Request) -> Response:
     """``GET /jobs/{jobId}`` → ``{job}``."""
     emulator = emulator_of(request)
     training = emulator.store.training(project_id(request), request.path_params["job_id"])
+    render = emulator.store.generation.jobs.get(request.path_params["job_id"])
+    if training is None and render is not None and render.project_id == project_id(request):
+        return ok({"job": generation_job(render, emulator.now())})
     if training is None:
         raise ApiError(404, f"job {request.path_params['job_id']!r} not found")
     return ok({"job": job_json(training, emulator.now())})

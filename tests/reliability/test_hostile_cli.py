@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -67,29 +66,29 @@ ATTACKS = {
 }
 
 
-def run_cli(argv: list[str], emulator: EmulatorServer, home: Path) -> tuple[int, str, float]:
-    """Run the CLI; answer its exit code, its whole stderr and its own peak RSS in MiB.
+# The CLI run as `python -m prefect_scenario.cli`, writing its peak resident memory (VmHWM, in
+# KiB) when it exits. Not ru_maxrss: a forked child starts with its parent's resident pages
+# (this pytest process, hundreds of MiB late in a run), and the kernel keeps that peak across exec.
+LAUNCH = """
+import atexit, os, runpy
+def peak():
+    with open("/proc/self/status") as status, open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+atexit.register(peak)
+runpy.run_module("prefect_scenario.cli", run_name="__main__")
+"""
 
-    The peak is the child's (``wait4``), not ``RUSAGE_CHILDREN``: that one is the largest of
-    every child this pytest process ever waited for, a Prefect server of an earlier test included.
-    """
+
+def run_cli(argv: list[str], emulator: EmulatorServer, home: Path) -> tuple[int, str, float]:
+    """Run the CLI; answer its exit code, its whole stderr and its own peak resident memory in MiB."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SCENARIO_"))}
     env.update(SCENARIO_API_KEY=KEY, SCENARIO_API_SECRET=SECRET, SCENARIO_PROJECT_ID="proj_cli",
-               SCENARIO_BASE_URL=emulator.base_url, PREFECT_HOME=str(home))  # fmt: skip
-    with (home / "stderr").open("w+") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "prefect_scenario.cli", *argv], env=env, stdout=subprocess.DEVNULL, stderr=stderr
-        )
-        timer = threading.Timer(120, child.kill)
-        timer.start()
-        try:
-            _, status, usage = os.wait4(child.pid, 0)
-        finally:
-            timer.cancel()
-        child.returncode = os.waitstatus_to_exitcode(status)
-        stderr.seek(0)
-        # ru_maxrss is in KiB on Linux.
-        return child.returncode, stderr.read(), usage.ru_maxrss / 1024
+               SCENARIO_BASE_URL=emulator.base_url, PREFECT_HOME=str(home), PEAK_FILE=str(home / "peak"))  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCH, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    return done.returncode, done.stderr, int((home / "peak").read_text()) / 1024
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from typing import Any
@@ -237,3 +238,39 @@ async def test_s3_captions_and_sidecar_captions_become_descriptions(
     captions = {(i.name or "").split("_", 1)[1]: i.description for i in trained}
     assert captions["img-001.png"] == "KAEL_07 in the rain"  # the sidecar wins over img-001.txt
     assert captions["img-003.png"] == "pose 3"
+
+
+async def test_retrain_with_promote_keeps_a_worse_lora_out_and_promotes_a_better_one(
+    s3_client: Any, moto_endpoint: str, fast_emulator: EmulatorServer
+) -> None:
+    from prefect_scenario.evaluation import ScenarioLoRA
+    from scenario_emulator.generation import true_quality
+
+    make_bucket(s3_client)
+    aws, uri, seeds = aws_for(moto_endpoint), "s3://studio-assets/curated/judged/", range(300, 305)
+    put_images(s3_client, "studio-assets", "curated/judged/", seeds)
+    # The emulator's hidden quality of a LoRA of these images peaks at one epoch, then falls.
+    dataset = tuple(sorted(hashlib.sha256(image(seed)).hexdigest() for seed in seeds))
+    best = max(range(1, 40), key=lambda n: true_quality(dataset, n))
+    worse = next(n for n in range(best + 1, 60) if true_quality(dataset, n) <= true_quality(dataset, best) - 15)
+    kw = {"aws_credentials": aws, "credentials": credentials_for(fast_emulator), "poll_policy": FAST_POLL}
+
+    async def retrain(epochs: int) -> Any:
+        sidecar = {"type": "flux.2-dev-lora", "name": "judged", "parameters": {"nbEpochs": epochs}}
+        s3_client.put_object(Bucket="studio-assets", Key="curated/judged/scenario.json", Body=json.dumps(sidecar))
+        return await retrain_from_s3(uri, promote=True, **kw)
+
+    first, better, overcooked = await retrain(worse), await retrain(best), await retrain(worse + 2)
+    assert [r.evaluation.outcome for r in (first, better, overcooked)] == ["promoted", "promoted", "rejected"]
+    assert better.evaluation.production_model_id == first.model_id
+    assert overcooked.evaluation.production_model_id == better.model_id
+    production = await ScenarioLoRA.aload(ScenarioLoRA.name_for(uri))
+    assert production.model_id == better.model_id and production.previous_model_ids == [first.model_id]
+    # The lineage names the manifest each LoRA was trained on.
+    assert next(h.get("manifest_digest") for h in production.history if h.get("model_id") == better.model_id)
+
+
+async def test_retrain_refuses_promote_without_a_wait_before_reading_s3(fast_emulator: EmulatorServer) -> None:
+    with pytest.raises(ConfigurationError, match="promote needs the training's end"):
+        await retrain_from_s3("s3://nowhere/x/", promote=True, wait=False, credentials=credentials_for(fast_emulator))
+    assert fast_emulator.requests() == []

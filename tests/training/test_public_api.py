@@ -56,7 +56,7 @@ def test_task_and_flow_names_say_scenario() -> None:
         if hasattr(value, "fn") and hasattr(value, "name"):
             assert value.name.startswith("scenario-"), name
             checked += 1
-    assert checked == 15  # 4 training flows and 8 tasks, 3 retraining flows
+    assert checked == 17  # 4 training flows and 8 tasks, 3 retraining flows, evaluate_and_promote, render_scenario_lora
 
 
 def test_a_user_sync_flow_trains_with_train_lora(fast_emulator: EmulatorServer) -> None:

@@ -203,3 +203,32 @@ async def test_a_suspending_run_writes_its_cost_then_publishes_the_ledger_once_r
             wait="suspend", poll_policy=FAST_POLL,
         )  # fmt: skip
     assert record.model_ids[0] in await _ledger_text()
+
+
+def test_prefect_s_line_for_a_suspension_reads_info_and_other_errors_stay_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from prefect_scenario.waiting.suspension import _quiet_suspension
+
+    _quiet_suspension()
+    _quiet_suspension()  # once per process, however many suspensions
+    logger = logging.getLogger("prefect.flow_runs")
+    assert sum(type(f).__name__ == "SuspensionIsNotAnError" for f in logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger="prefect.flow_runs"):
+        # As Prefect's async flow engine ends a run: ERROR for any state but Completed.
+        for state in ("Suspended('Run is suspended.')", "Failed('boom')"):
+            logger.log(level=logging.ERROR, msg=f"Finished in state {state}")
+    suspended, failed = [r for r in caplog.records if r.name == "prefect.flow_runs"][-2:]
+    assert suspended.levelname == "INFO" and "Suspended" in suspended.getMessage()
+    assert failed.levelname == "ERROR" and "boom" in failed.getMessage()
+
+
+def test_the_deadline_tag_is_a_date_and_a_run_suspended_by_0_2_0_is_still_read() -> None:
+    from prefect_scenario.waiting.suspension import WaitRecord
+
+    record = WaitRecord(model_ids=("model_a",), keys=("k",), deadline=1_800_000_000.0)
+    assert "scenario-deadline:2027-01-15T08:00:00Z" in record.tags()
+    legacy = ["scenario-waiting", "scenario-deadline:1800000000", "scenario-model:model_a", "psc-k"]
+    assert WaitRecord.from_tags(legacy) == record == WaitRecord.from_tags(record.tags())

@@ -1,0 +1,43 @@
+"""The ScenarioLoRA block meets Prefect's block standards and round-trips through the API."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from prefect.blocks.core import Block
+from prefect.testing.standard_test_suites import BlockStandardTestSuite
+
+from prefect_scenario.evaluation import ScenarioLoRA, evaluate_and_promote, render_scenario_lora
+from prefect_scenario.evaluation.block import block_name
+from prefect_scenario.evaluation.promotion import BlockStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class TestScenarioLoRAStandards(BlockStandardTestSuite):
+    @pytest.fixture
+    def block(self) -> type[Block]:
+        return ScenarioLoRA
+
+    def test_has_a_valid_image(self, block: type[Block]) -> None:
+        # Offline: check the file the logo URL serves from the repository.
+        assert str(block._logo_url).endswith("/docs/logo.png")
+        with Image.open(ROOT / "docs" / "logo.png") as logo:
+            assert logo.width == logo.height
+
+
+def test_flow_and_task_names_say_scenario() -> None:
+    assert evaluate_and_promote.name.startswith("scenario-") and render_scenario_lora.name.startswith("scenario-")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_the_block_store_saves_and_loads_a_handle() -> None:
+    store = BlockStore()
+    empty = await store.load("s3://bucket/new-dataset/")
+    assert empty.model_id is None and empty.history == []
+    empty.model_id, empty.collection_id = "model_a", "collection_1"
+    await store.save(empty)
+    loaded = await ScenarioLoRA.aload(block_name("s3://bucket/new-dataset/"))
+    assert isinstance(loaded, ScenarioLoRA) and loaded.model_id == "model_a"
