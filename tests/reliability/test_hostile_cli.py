@@ -79,27 +79,36 @@ runpy.run_module("prefect_scenario.cli", run_name="__main__")
 """
 
 
-def run_cli(argv: list[str], emulator: EmulatorServer, home: Path) -> tuple[int, str, float]:
-    """Run the CLI; answer its exit code, its whole stderr and its own peak resident memory in MiB."""
+def run_cli(argv: list[str], emulator: EmulatorServer, home: Path) -> tuple[int, str, float, str]:
+    """Run the CLI; answer its exit code, its whole stderr, its own peak resident memory in MiB, its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "SCENARIO_"))}
     env.update(SCENARIO_API_KEY=KEY, SCENARIO_API_SECRET=SECRET, SCENARIO_PROJECT_ID="proj_cli",
                SCENARIO_BASE_URL=emulator.base_url, PREFECT_HOME=str(home), PEAK_FILE=str(home / "peak"))  # fmt: skip
     done = subprocess.run(
-        [sys.executable, "-c", LAUNCH, *argv], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True, timeout=120, check=False,
+        [sys.executable, "-c", LAUNCH, *argv], env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    return done.returncode, done.stderr, int((home / "peak").read_text()) / 1024
+    return done.returncode, done.stderr, int((home / "peak").read_text()) / 1024, done.stdout
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
 def test_bad_input_is_one_line_exit_2_and_no_request(
     fast_emulator: EmulatorServer, dataset: Path, tmp_path: Path, attack: str
 ) -> None:
-    code, stderr, peak_mb = run_cli(ATTACKS[attack](dataset), fast_emulator, tmp_path)
+    code, stderr, peak_mb, _ = run_cli(ATTACKS[attack](dataset), fast_emulator, tmp_path)
     assert code == 2, stderr[-2000:]
     lines = stderr.splitlines()
     assert len(lines) == 1 and "error" in lines[0], stderr[-2000:]
     assert "\x1b" not in stderr and "Traceback" not in stderr
     assert fast_emulator.requests() == []
     assert "temporary server" not in stderr.lower()
+    assert peak_mb < PEAK_RSS_LIMIT_MB
+
+
+def test_preflight_of_a_folder_with_three_sparse_gigabyte_files_refuses_them_unread(
+    fast_emulator: EmulatorServer, dataset: Path, tmp_path: Path
+) -> None:
+    code, stderr, peak_mb, report = run_cli(["preflight", str(dataset)], fast_emulator, tmp_path)
+    refused = [line for line in report.splitlines() if line.startswith("refuse") and "over the 20.0 MiB limit" in line]
+    assert code == 1 and len(refused) == 3, report + stderr
+    assert fast_emulator.requests() == [] and "Traceback" not in stderr
     assert peak_mb < PEAK_RSS_LIMIT_MB
