@@ -4,8 +4,8 @@ Everything here is a pure value or a pure check, shared by the client-side
 validation (which must refuse bad input before any credit is spent) and by the
 emulator (which must refuse the same input the way the API would).
 
-Sources: ``shared/scenario-api.md`` (the official ``scenario-sdk`` 2.4.0 and the
-product doc "Training Models"). Where the two disagree about a limit, the check
+Sources: the official ``scenario-sdk`` 2.4.0 (its ``train`` and ``models`` resources) and
+Scenario's product doc "Training Models". Where the two disagree about a limit, the check
 here is permissive within the *union* of the documented limits, so that we never
 refuse something the API documents as valid.
 
@@ -191,9 +191,15 @@ def get_training_type(type_id: str) -> TrainingType:
 
 
 _NUMERIC_FIELDS = (
-    "learning_rate", "rank", "batch_size", "nb_epochs", "nb_repeats", "max_train_steps",
-    "learning_rate_text_encoder", "seed",
-)  # fmt: skip
+    "learning_rate",
+    "rank",
+    "batch_size",
+    "nb_epochs",
+    "nb_repeats",
+    "max_train_steps",
+    "learning_rate_text_encoder",
+    "seed",
+)
 
 
 class TrainingParameters(BaseModel):

@@ -83,6 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("emulator", help="serve the Scenario API emulator (see --help)", add_help=False)
     demo = commands.add_parser("demo", help="the whole loop on a local emulator and local S3")
     demo.add_argument("--ui", action="store_true", help="start a Prefect server with its UI and keep it up afterwards")
+    _serve_command(commands)
+    setup = commands.add_parser("setup", help="the work pool and blocks deployments/prefect.yaml names")
+    setup.add_argument("--no-pool", action="store_true", help="only save the blocks")
+    from prefect_scenario.webhooks.commands import register as webhook_commands
+
+    webhook_commands(commands)  # webhooks register|list, webhook-receiver
+    _watch_command(commands)
+    from prefect_scenario.evaluation.commands import register as evaluation_commands
+
+    evaluation_commands(commands)  # evaluate, promote, rollback, production
+    return parser
+
+
+def _serve_command(commands: Any) -> None:
     serve = commands.add_parser("serve", help="serve the sensor, retrain and cron deployments in this process")
     serve.add_argument("--bucket", help="the bucket holding the curated datasets (without: only the training watcher)")
     serve.add_argument("--prefix", default="", help="the root prefix; one dataset per sub-prefix")
@@ -96,26 +110,30 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--event-driven", action="store_true", help="retrain from scenario.dataset.ready events")
     serve.add_argument("--mode", choices=["list", "notifications"], default="list", help="how the sensor discovers")
     serve.add_argument("--queue-url", help="the SQS queue of the bucket's notifications (notifications mode)")
-    serve.add_argument("--wait", choices=["poll", "suspend"], default="poll",
-                       help="how retrain runs wait for a training (suspend: free the process meanwhile)")  # fmt: skip
-    serve.add_argument("--watch-interval", type=float, default=30.0,
-                       help="seconds between training-watcher cycles (0: do not serve the watcher)")  # fmt: skip
-    setup = commands.add_parser("setup", help="the work pool and blocks deployments/prefect.yaml names")
-    setup.add_argument("--no-pool", action="store_true", help="only save the blocks")
-    _webhook_commands(commands)
-    _watch_command(commands)
-    from prefect_scenario.evaluation.commands import register as evaluation_commands
-
-    evaluation_commands(commands)  # evaluate, promote, rollback, production
-    return parser
+    serve.add_argument(
+        "--wait",
+        choices=["poll", "suspend"],
+        default="poll",
+        help="how retrain runs wait for a training (suspend: free the process meanwhile)",
+    )
+    serve.add_argument(
+        "--watch-interval",
+        type=float,
+        default=30.0,
+        help="seconds between training-watcher cycles (0: do not serve the watcher)",
+    )
 
 
 def _watch_command(commands: Any) -> None:
     watch = commands.add_parser("watch", help="resume suspended training runs (a long-lived service, no flow runs)")
     watch.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
     watch.add_argument("--interval", type=float, default=30.0, help="most seconds between cycles (%(default)s)")
-    watch.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                       help="the level of the watcher's own lines (%(default)s)")  # fmt: skip
+    watch.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="the level of the watcher's own lines (%(default)s)",
+    )
 
 
 def _watch(args: argparse.Namespace) -> int:
@@ -131,28 +149,6 @@ def _watch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass  # stopping between or inside a cycle loses nothing: Prefect holds every wait
     return 0
-
-
-def _webhook_commands(commands: Any) -> None:
-    from prefect_scenario.webhooks.registration import DEFAULT_BLOCK_NAME
-
-    def blocks(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--block", default=DEFAULT_BLOCK_NAME, help="the ScenarioWebhook block (%(default)s)")
-        sub.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
-
-    webhooks = commands.add_parser("webhooks", help="Scenario webhook endpoints for training events")
-    actions = webhooks.add_subparsers(dest="webhooks_command", required=True)
-    register = actions.add_parser("register", help="create the endpoint (once) and save its block")
-    register.add_argument("--url", required=True, help="the receiver's public https URL (a secret token is appended)")
-    blocks(register)
-    listing = actions.add_parser("list", help="list the project's webhook endpoints")
-    listing.add_argument("--scenario-block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
-    receiver = commands.add_parser("webhook-receiver", help="serve the webhook receiver (a fast path for the watcher)")
-    receiver.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s)")
-    receiver.add_argument("--port", type=int, default=8788, help="port to listen on (%(default)s)")
-    receiver.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                          help="the level of the receiver's own lines, one per delivery (%(default)s)")  # fmt: skip
-    blocks(receiver)
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -219,56 +215,6 @@ def _preflight(args: argparse.Namespace) -> int:
         return 2
     print(render_text(report))
     return 1 if report.refused else 0
-
-
-async def _webhooks(args: argparse.Namespace) -> int:
-    from prefect_scenario.api.models import redact_url
-    from prefect_scenario.credentials import resolve_credentials
-    from prefect_scenario.webhooks.registration import check_public_url, register_webhook
-
-    if args.webhooks_command == "register":
-        check_public_url(args.url)  # a bad URL is a usage error before credentials are even read
-        credentials = await resolve_credentials(args.scenario_block)
-        done = await register_webhook(args.url, credentials=credentials, block_name=args.block)
-        verb = "registered" if done.created else "already registered"
-        hook = done.webhook
-        print(f"{verb}: endpoint {hook.endpoint_id} -> {hook.redacted_url()} (block {done.block_name!r})")
-        return 0
-    async with (await resolve_credentials(args.scenario_block)).get_client() as client:
-        endpoints = await client.list_webhook_endpoints()
-    for endpoint in endpoints:
-        print(f"{endpoint.id}  {redact_url(endpoint.url)}  {','.join(endpoint.enabled_events)}")
-    if not endpoints:
-        print("no webhook endpoints")
-    return 0
-
-
-def _webhook_receiver(args: argparse.Namespace, serve: Callable[..., Any] | None = None) -> int:
-    import logging
-
-    import uvicorn
-
-    from prefect_scenario.credentials import resolve_credentials
-    from prefect_scenario.exceptions import ConfigurationError
-    from prefect_scenario.webhooks.receiver import build_receiver
-    from prefect_scenario.webhooks.registration import load_webhook
-
-    if not 0 <= args.port < 65536:
-        raise ConfigurationError(f"--port must be 0 to 65535, got {args.port}")
-    credentials = asyncio.run(resolve_credentials(args.scenario_block))
-    webhook = asyncio.run(load_webhook(args.block))
-    if webhook is None:
-        raise ConfigurationError(
-            f"no ScenarioWebhook block named {args.block!r}: run `prefect-scenario webhooks register` first"
-        )
-    # Prefect's logging setup leaves loggers other than its own at WARNING: an operator running
-    # the receiver wants to see what each delivery led to (no line carries the path or a secret).
-    logging.getLogger("prefect_scenario").setLevel(args.log_level)
-    app = build_receiver(webhook, credentials)
-    print(f"webhook receiver for {webhook.redacted_url()} on http://{args.host}:{args.port}", file=sys.stderr)
-    # No access log: every delivery's path is the secret token.
-    (serve or uvicorn.run)(app, host=args.host, port=args.port, access_log=False, log_config=None, lifespan="on")
-    return 0
 
 
 def _setup(args: argparse.Namespace) -> int:
@@ -344,8 +290,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         "cancel": lambda a: asyncio.run(_cancel(a)),
         "serve": _serve,
         "preflight": _preflight,
-        "webhooks": lambda a: asyncio.run(_webhooks(a)),
-        "webhook-receiver": _webhook_receiver,
         "watch": _watch,
         "setup": _setup,
     }

@@ -13,7 +13,7 @@ webhook-event statuses) and attempts. Requests are never slowed: routes only sav
 records, the dispatcher reads them.
 
 The payload shape and the signature scheme are **not stated** by Scenario
-(``/work/shared/scenario-api.md`` §14: ``payload: object``). The emulator's choice,
+(scenario-sdk 2.4.0 types the webhook event's ``payload`` as ``object``). The emulator's choice,
 plausible and nothing more::
 
     {"id": "evt_…", "type": "model.training.completed", "createdAt": "<ISO>",

@@ -164,9 +164,12 @@ class ScenarioClient(WebhookEndpoints, RenderingEndpoints):
 
         async def send() -> TrainingImage:
             response = await self._request(
-                "POST", f"{model_path(model_id)}/training-images", route="POST /models/{id}/training-images",
-                body=StreamedBody.data_url_upload(name=name, data=data, mime_type=mime_type), idempotent=False,
-            )  # fmt: skip
+                "POST",
+                f"{model_path(model_id)}/training-images",
+                route="POST /models/{id}/training-images",
+                body=StreamedBody.data_url_upload(name=name, data=data, mime_type=mime_type),
+                idempotent=False,
+            )
             return TrainingImage.model_validate(response["trainingImage"])
 
         return await self._send_once("POST /models/{id}/training-images", send, reconcile)
@@ -184,9 +187,12 @@ class ScenarioClient(WebhookEndpoints, RenderingEndpoints):
 
         async def send() -> list[TrainingImage]:
             data = await self._request(
-                "POST", f"{model_path(model_id)}/training-images", route="POST /models/{id}/training-images",
-                json={"assetIds": list(asset_ids)}, idempotent=False,
-            )  # fmt: skip
+                "POST",
+                f"{model_path(model_id)}/training-images",
+                route="POST /models/{id}/training-images",
+                json={"assetIds": list(asset_ids)},
+                idempotent=False,
+            )
             images = data.get("trainingImages") or [data["trainingImage"]]
             return [TrainingImage.model_validate(i) for i in images]
 
@@ -238,9 +244,13 @@ class ScenarioClient(WebhookEndpoints, RenderingEndpoints):
                 raise InvalidInputError(f"training_images_count must be at least 1, got {training_images_count}")
             params["trainingImagesCount"] = str(training_images_count)
         data = await self._request(
-            "PUT", f"{model_path(model_id)}/train", route="PUT /models/{id}/train?dryRun", json=_train_body(parameters),
-            params=params, idempotent=True,
-        )  # fmt: skip
+            "PUT",
+            f"{model_path(model_id)}/train",
+            route="PUT /models/{id}/train?dryRun",
+            json=_train_body(parameters),
+            params=params,
+            idempotent=True,
+        )
         return CostEstimate.model_validate(data)
 
     async def train(
@@ -261,9 +271,12 @@ class ScenarioClient(WebhookEndpoints, RenderingEndpoints):
         async def send() -> TrainResult:
             try:
                 data = await self._request(
-                    "PUT", f"{model_path(model_id)}/train", route="PUT /models/{id}/train",
-                    json=_train_body(parameters), idempotent=False,
-                )  # fmt: skip
+                    "PUT",
+                    f"{model_path(model_id)}/train",
+                    route="PUT /models/{id}/train",
+                    json=_train_body(parameters),
+                    idempotent=False,
+                )
             except ConflictError as exc:
                 raise AlreadyTrainingError(exc.message, **_fields(exc)) from None
             return TrainResult.model_validate(data)

@@ -69,9 +69,12 @@ class WebhookEndpoints(HttpSeam):
         while True:
             params: dict[str, str | int] = {"paginationToken": token} if token else {}
             data = await self._request(
-                "GET", self._endpoints_path(), route="GET /projects/{projectId}/webhook-endpoints",
-                params=params, idempotent=True,
-            )  # fmt: skip
+                "GET",
+                self._endpoints_path(),
+                route="GET /projects/{projectId}/webhook-endpoints",
+                params=params,
+                idempotent=True,
+            )
             for raw in _endpoints_of(data):
                 endpoint = WebhookEndpoint.model_validate(raw)
                 endpoints.setdefault(endpoint.id, endpoint)
@@ -90,9 +93,11 @@ class WebhookEndpoints(HttpSeam):
         endpoint = endpoint_segment(endpoint_id)
         try:
             await self._request(
-                "DELETE", f"{self._endpoints_path()}/{endpoint}",
-                route="DELETE /projects/{projectId}/webhook-endpoints/{endpointId}", idempotent=True,
-            )  # fmt: skip
+                "DELETE",
+                f"{self._endpoints_path()}/{endpoint}",
+                route="DELETE /projects/{projectId}/webhook-endpoints/{endpointId}",
+                idempotent=True,
+            )
         except NotFoundError:
             return False
         return True

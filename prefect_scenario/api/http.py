@@ -200,8 +200,9 @@ class HttpSeam:
             except APIError as error:
                 if not idempotent:
                     raise
-                decision = decide(error, retries_made=retries_made, send_once=False, max_retries=self.max_retries,
-                                  rng=self._rng)  # fmt: skip
+                decision = decide(
+                    error, retries_made=retries_made, send_once=False, max_retries=self.max_retries, rng=self._rng
+                )
                 if not decision.retry:
                     raise
                 retries_made += 1
@@ -220,8 +221,14 @@ class HttpSeam:
             try:
                 return await send()
             except APIError as error:
-                decision = decide(error, retries_made=retries_made, send_once=True, max_retries=self.max_retries,
-                                  settle_seconds=self.timeout, rng=self._rng)  # fmt: skip
+                decision = decide(
+                    error,
+                    retries_made=retries_made,
+                    send_once=True,
+                    max_retries=self.max_retries,
+                    settle_seconds=self.timeout,
+                    rng=self._rng,
+                )
                 if not decision.retry or (decision.reconcile and reconcile is None):
                     raise
                 retries_made += 1
@@ -263,8 +270,10 @@ class HttpSeam:
         except ValueError:
             raise error_for_status(500)(
                 f"the API answered {response.status_code} with a body that is not JSON",
-                status_code=response.status_code, request_id=response.headers.get("x-request-id"), **where,
-            ) from None  # fmt: skip
+                status_code=response.status_code,
+                request_id=response.headers.get("x-request-id"),
+                **where,
+            ) from None
 
     def _status_error(self, response: httpx.Response, method: str, route: str) -> APIError:
         try:
@@ -272,9 +281,13 @@ class HttpSeam:
         except ValueError:
             parsed = None
         error = status_error(
-            response.status_code, parsed, response.headers, method=method, path=_template(route),
+            response.status_code,
+            parsed,
+            response.headers,
+            method=method,
+            path=_template(route),
             raw_text=self._scrub(response.text[:300]),
-        )  # fmt: skip
+        )
         # An error body should never echo credentials, but if one ever did, it stops here.
         error.message = self._scrub(error.message)
         error.args = (error.message,)

@@ -27,8 +27,15 @@ from prefect_scenario.api.models import BaseModelRecord, Model, ModelInput
 from prefect_scenario.evaluation.suite import EvaluationSuite
 from prefect_scenario.exceptions import EvaluationInputError, NotFoundError
 
-__all__ = ["CANDIDATE_BASES", "RenderRequest", "candidate_bases", "check_lora", "lora_inputs", "render_bodies",
-           "resolve_base"]  # fmt: skip
+__all__ = [
+    "CANDIDATE_BASES",
+    "RenderRequest",
+    "candidate_bases",
+    "check_lora",
+    "lora_inputs",
+    "render_bodies",
+    "resolve_base",
+]
 
 CANDIDATE_BASES: dict[str, tuple[str, ...]] = {
     "flux.2-dev-lora": ("model_bfl-flux-2-dev",),
@@ -172,9 +179,15 @@ def render_bodies(
     models, scales = lora_inputs(base)
     requests = []
     for text, seed in suite.items():
-        body: dict[str, Any] = {"prompt": text, models.name: list(lora_ids),
-                                scales.name: [suite.lora_scale] * len(lora_ids), "numOutputs": 1, "seed": seed,
-                                "width": suite.width, "height": suite.height}  # fmt: skip
+        body: dict[str, Any] = {
+            "prompt": text,
+            models.name: list(lora_ids),
+            scales.name: [suite.lora_scale] * len(lora_ids),
+            "numOutputs": 1,
+            "seed": seed,
+            "width": suite.width,
+            "height": suite.height,
+        }
         if suite.num_inference_steps is not None:
             body["numInferenceSteps"] = suite.num_inference_steps
         if suite.reference_images:

@@ -51,7 +51,7 @@ class ScenarioLoRA(Block):
         ```python
         from prefect_scenario.evaluation import ScenarioLoRA
 
-        lora = ScenarioLoRA.load(ScenarioLoRA.name_for("s3://studio-assets/curated/hero/"))
+        lora = ScenarioLoRA.load("BLOCK_NAME")  # ScenarioLoRA.name_for(dataset) names it
         print(lora.model_id)
         ```
     """

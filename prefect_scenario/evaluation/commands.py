@@ -129,10 +129,12 @@ def register(subparsers: Any) -> None:
         sub.add_argument("--base-model-id", help="the base model to render through (default: from the type)")
         sub.add_argument("--review", choices=["never", "uncertain", "always"], default="never")
 
-    for name, handler, text in (("evaluate", evaluate, "judge a LoRA against production (changes nothing)"),
-                                ("promote", promote, "evaluate and promote only a better LoRA"),
-                                ("rollback", rollback, "restore the previous production LoRA"),
-                                ("production", production, "show a dataset's production LoRA")):  # fmt: skip
+    for name, handler, text in (
+        ("evaluate", evaluate, "judge a LoRA against production (changes nothing)"),
+        ("promote", promote, "evaluate and promote only a better LoRA"),
+        ("rollback", rollback, "restore the previous production LoRA"),
+        ("production", production, "show a dataset's production LoRA"),
+    ):
         sub = subparsers.add_parser(name, help=text)
         sub.add_argument("--block", help="a saved ScenarioCredentials block (default: SCENARIO_* variables)")
         if name in ("evaluate", "promote"):

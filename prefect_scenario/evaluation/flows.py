@@ -70,8 +70,17 @@ class EvaluationResult(BaseModel):
 
 
 def _scores(scores: list[ImageScore]) -> list[dict[str, Any]]:
-    return [{"prompt": s.prompt, "seed": s.seed, "asset_id": s.asset_id, "score": s.score, "verdict": s.verdict,
-             "reasons": list(s.reasons)} for s in scores]  # fmt: skip
+    return [
+        {
+            "prompt": s.prompt,
+            "seed": s.seed,
+            "asset_id": s.asset_id,
+            "score": s.score,
+            "verdict": s.verdict,
+            "reasons": list(s.reasons),
+        }
+        for s in scores
+    ]
 
 
 async def _champion(client: Any, dataset: str, model_id: str, store: HandleStore) -> str | None:
@@ -89,9 +98,16 @@ async def _champion(client: Any, dataset: str, model_id: str, store: HandleStore
     return resolve_claims(others, handle.model_id)
 
 
-async def _renders(client: Any, model_id: str, champion: str | None, suite: EvaluationSuite,
-                   options: EvaluationOptions, dataset: str, sleep: Sleep | None, clock: Callable[[], float]
-                   ) -> tuple[RenderSet, RenderSet | None]:  # fmt: skip
+async def _renders(
+    client: Any,
+    model_id: str,
+    champion: str | None,
+    suite: EvaluationSuite,
+    options: EvaluationOptions,
+    dataset: str,
+    sleep: Sleep | None,
+    clock: Callable[[], float],
+) -> tuple[RenderSet, RenderSet | None]:
     """Both models' renders; every check of both runs before the first credit is spent."""
     plans = [await plan_renders(client, m, suite, options) for m in (model_id, champion) if m]
     sets = [await run_renders(client, p, options, dataset=dataset, sleep=sleep, clock=clock) for p in plans]
@@ -107,8 +123,14 @@ async def _close(client: Any, result: EvaluationResult, store: HandleStore, deta
         handle = await store.load(result.dataset)
         handle.history.append(history_record("rejected", result.model_id, reason=result.reason, **details))
         await store.save(handle)
-    payload = {"dataset": result.dataset, "decision": result.decision, "mean_gain": result.mean_gain,
-               "margin": result.margin, "suite_digest": result.suite_digest, "reason": result.reason}  # fmt: skip
+    payload = {
+        "dataset": result.dataset,
+        "decision": result.decision,
+        "mean_gain": result.mean_gain,
+        "margin": result.margin,
+        "suite_digest": result.suite_digest,
+        "reason": result.reason,
+    }
     emit_lora_event("evaluated", result.model_id, result.dataset, payload)
     if result.outcome in ("promoted", "rejected"):
         emit_lora_event(result.outcome, result.model_id, result.dataset, payload)
@@ -117,32 +139,40 @@ async def _close(client: Any, result: EvaluationResult, store: HandleStore, deta
 
 
 async def evaluate(
-    client: Any, model_id: str, dataset: str, *, suite: EvaluationSuite | None = None,
-    options: EvaluationOptions | None = None, scorer: Scorer | None = None, store: HandleStore | None = None,
-    promote: bool = True, trigger_word: str | None = None, reviewer: Reviewer | None = None,
-    manifest_digest: str | None = None, sleep: Sleep | None = None, clock: Callable[[], float] = time.monotonic,
-) -> EvaluationResult:  # fmt: skip
+    client: Any,
+    model_id: str,
+    dataset: str,
+    *,
+    suite: EvaluationSuite | None = None,
+    options: EvaluationOptions | None = None,
+    scorer: Scorer | None = None,
+    store: HandleStore | None = None,
+    promote: bool = True,
+    trigger_word: str | None = None,
+    reviewer: Reviewer | None = None,
+    manifest_digest: str | None = None,
+    sleep: Sleep | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> EvaluationResult:
     """Render, score, decide and (with ``promote``) move production: the body of :func:`evaluate_and_promote`."""
     options, store = options or EvaluationOptions(), store or BlockStore()
     champion = await _champion(client, dataset, model_id, store)
     candidate = await client.get_model(model_id)
-    if suite is None:
-        captions = [i.description or "" for i in candidate.training_images]
-        if not any(c.strip() for c in captions) and not trigger_word:
-            run_logger().warning("%s has no captions and no trigger word: judging it on generic prompts", model_id)
-        suite = default_suite(captions, trigger_word=trigger_word)
+    suite = suite or _default_suite(candidate, trigger_word)
     if champion is None and (await store.load(dataset)).model_id == model_id:
-        return EvaluationResult(model_id=model_id, dataset=dataset, production_model_id=model_id,
-                                outcome="already-production", decision="promote", margin=options.margin,
-                                reason="the model is production already", suite_digest=suite.digest)  # fmt: skip
+        return EvaluationResult(
+            model_id=model_id,
+            dataset=dataset,
+            production_model_id=model_id,
+            outcome="already-production",
+            decision="promote",
+            margin=options.margin,
+            reason="the model is production already",
+            suite_digest=suite.digest,
+        )
     mine, theirs = await _renders(client, model_id, champion, suite, options, dataset, sleep, clock)
-    scorer = scorer or QualityGateScorer(wait_seconds=options.score_wait_seconds, poll_seconds=options.poll_seconds,
-                                         sensitivity=options.sensitivity, sleep=sleep, clock=clock)  # fmt: skip
-    my_scores = await scorer.score(client, mine.renders)
-    their_scores = await scorer.score(client, theirs.renders) if theirs else None
-    decision: Decision = decide({(s.prompt, s.seed): s.score for s in my_scores},
-                                {(s.prompt, s.seed): s.score for s in their_scores} if their_scores else None,
-                                margin=options.margin)  # fmt: skip
+    scorer = scorer or _quality_gate(options, sleep, clock)
+    my_scores, their_scores, decision = await _scored(client, scorer, mine, theirs, options.margin)
     sheet = contact_sheet(mine, my_scores, theirs, their_scores, epoch_samples(candidate))
     await publish_markdown(sheet, key="scenario-lora-contact-sheet")
     answer = None
@@ -150,18 +180,72 @@ async def evaluate(
         answer = await (reviewer or review_in_ui)(sheet, decision, options.review_timeout_seconds)
     chosen = final_outcome(decision, answer)
     outcome = ("promoted" if chosen == "promote" else "rejected") if promote else "evaluated"
-    reason = decision.reason + (f"; reviewer said {answer}" if answer else "")
     result = EvaluationResult(
-        model_id=model_id, dataset=dataset, production_model_id=champion, outcome=outcome, decision=decision.outcome,
-        review=answer, mean_gain=decision.mean_gain, margin=options.margin, reason=reason, suite_digest=suite.digest,
-        candidate_scores=_scores(my_scores), production_scores=_scores(their_scores) if their_scores else None,
-        cost=mine.cost + (theirs.cost if theirs else 0.0), renders_paid=mine.paid + (theirs.paid if theirs else 0),
-    )  # fmt: skip
-    details = {"suite_digest": suite.digest, "mean_gain": decision.mean_gain, "manifest_digest": manifest_digest,
-               "candidate_mean": _mean(my_scores), "production_mean": _mean(their_scores)}  # fmt: skip
+        model_id=model_id,
+        dataset=dataset,
+        production_model_id=champion,
+        outcome=outcome,
+        review=answer,
+        margin=options.margin,
+        suite_digest=suite.digest,
+        **_evidence(decision, answer, mine, theirs, my_scores, their_scores),
+    )
+    details = {"suite_digest": suite.digest, "mean_gain": decision.mean_gain, "manifest_digest": manifest_digest}
+    details |= {"candidate_mean": _mean(my_scores), "production_mean": _mean(their_scores)}
     await _close(client, result, store, details)
-    run_logger().info("Evaluation of %s for %r: %s (%s)", model_id, dataset, outcome, reason)
+    run_logger().info("Evaluation of %s for %r: %s (%s)", model_id, dataset, outcome, result.reason)
     return result
+
+
+def _default_suite(candidate: Any, trigger_word: str | None) -> EvaluationSuite:
+    captions = [i.description or "" for i in candidate.training_images]
+    if not any(c.strip() for c in captions) and not trigger_word:
+        run_logger().warning("%s has no captions and no trigger word: judging it on generic prompts", candidate.id)
+    return default_suite(captions, trigger_word=trigger_word)
+
+
+async def _scored(
+    client: Any, scorer: Scorer, mine: RenderSet, theirs: RenderSet | None, margin: float
+) -> tuple[list[ImageScore], list[ImageScore] | None, Decision]:
+    """Both models' scores, and what the paired comparison decides."""
+    my_scores = await scorer.score(client, mine.renders)
+    their_scores = await scorer.score(client, theirs.renders) if theirs else None
+    decision = decide(
+        {(s.prompt, s.seed): s.score for s in my_scores},
+        {(s.prompt, s.seed): s.score for s in their_scores} if their_scores else None,
+        margin=margin,
+    )
+    return my_scores, their_scores, decision
+
+
+def _quality_gate(options: EvaluationOptions, sleep: Sleep | None, clock: Callable[[], float]) -> Scorer:
+    return QualityGateScorer(
+        wait_seconds=options.score_wait_seconds,
+        poll_seconds=options.poll_seconds,
+        sensitivity=options.sensitivity,
+        sleep=sleep,
+        clock=clock,
+    )
+
+
+def _evidence(
+    decision: Decision,
+    answer: str | None,
+    mine: RenderSet,
+    theirs: RenderSet | None,
+    my_scores: list[ImageScore],
+    their_scores: list[ImageScore] | None,
+) -> dict[str, Any]:
+    """An evaluation result's evidence: the decision, the reviewer's answer, the scores, the cost."""
+    return {
+        "decision": decision.outcome,
+        "mean_gain": decision.mean_gain,
+        "reason": decision.reason + (f"; reviewer said {answer}" if answer else ""),
+        "candidate_scores": _scores(my_scores),
+        "production_scores": _scores(their_scores) if their_scores else None,
+        "cost": mine.cost + (theirs.cost if theirs else 0.0),
+        "renders_paid": mine.paid + (theirs.paid if theirs else 0),
+    }
 
 
 def _mean(scores: list[ImageScore] | None) -> float | None:
@@ -170,9 +254,11 @@ def _mean(scores: list[ImageScore] | None) -> float | None:
 
 @scenario_task(name="scenario-render-lora", task_run_name="scenario-render-{model_id}")
 async def render_scenario_lora(
-    credentials: ScenarioCredentials | str | None, model_id: str, suite: EvaluationSuite,
+    credentials: ScenarioCredentials | str | None,
+    model_id: str,
+    suite: EvaluationSuite,
     options: EvaluationOptions | None = None,
-) -> RenderSet:  # fmt: skip
+) -> RenderSet:
     """Render ``suite`` with a trained LoRA through its base model; cached renders are not paid again.
 
     Args:
@@ -199,11 +285,17 @@ async def render_scenario_lora(
 
 @scenario_flow(name="scenario-evaluate-and-promote", validate_parameters=False)
 async def evaluate_and_promote(
-    credentials: ScenarioCredentials | str | None, model_id: str, dataset: str,
-    suite: EvaluationSuite | None = None, options: EvaluationOptions | None = None, review: Review | None = None,
-    promote: bool = True, trigger_word: str | None = None, scorer: Scorer | None = None,
+    credentials: ScenarioCredentials | str | None,
+    model_id: str,
+    dataset: str,
+    suite: EvaluationSuite | None = None,
+    options: EvaluationOptions | None = None,
+    review: Review | None = None,
+    promote: bool = True,
+    trigger_word: str | None = None,
+    scorer: Scorer | None = None,
     manifest_digest: str | None = None,
-) -> EvaluationResult:  # fmt: skip
+) -> EvaluationResult:
     """Judge ``model_id`` against the dataset's production LoRA and promote it only if it is better.
 
     Args:
@@ -230,5 +322,14 @@ async def evaluate_and_promote(
         options = options.model_copy(update={"review": review})
     creds = await resolve_credentials(credentials)
     async with creds.get_client() as client:
-        return await evaluate(client, model_id, dataset, suite=suite, options=options, scorer=scorer,
-                              promote=promote, trigger_word=trigger_word, manifest_digest=manifest_digest)  # fmt: skip
+        return await evaluate(
+            client,
+            model_id,
+            dataset,
+            suite=suite,
+            options=options,
+            scorer=scorer,
+            promote=promote,
+            trigger_word=trigger_word,
+            manifest_digest=manifest_digest,
+        )

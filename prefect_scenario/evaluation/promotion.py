@@ -31,9 +31,19 @@ from prefect_scenario.evaluation.block import ScenarioLoRA, block_name, dataset_
 from prefect_scenario.evaluation.report import emit_lora_event
 from prefect_scenario.exceptions import EvaluationInputError, NotFoundError, ProductionClaimError
 
-__all__ = ["BlockStore", "HandleStore", "MemoryStore", "collection_name", "ensure_collection", "history_record",
-           "production_claims",
-           "promote_model", "read_production", "resolve_claims", "rollback"]  # fmt: skip
+__all__ = [
+    "BlockStore",
+    "HandleStore",
+    "MemoryStore",
+    "collection_name",
+    "ensure_collection",
+    "history_record",
+    "production_claims",
+    "promote_model",
+    "read_production",
+    "resolve_claims",
+    "rollback",
+]
 
 
 class HandleStore(Protocol):
@@ -132,8 +142,9 @@ async def read_production(client: Any, dataset: str, store: HandleStore | None =
     return resolve_claims(await production_claims(client, collection_id), handle.model_id)
 
 
-async def promote_model(client: Any, dataset: str, model_id: str, *, store: HandleStore | None = None,
-                        details: dict[str, Any] | None = None) -> ScenarioLoRA:  # fmt: skip
+async def promote_model(
+    client: Any, dataset: str, model_id: str, *, store: HandleStore | None = None, details: dict[str, Any] | None = None
+) -> ScenarioLoRA:
     """Make ``model_id`` the dataset's production model: intent, add, remove, complete.
 
     Raises:

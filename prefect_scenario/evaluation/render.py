@@ -156,16 +156,24 @@ async def _poll(client: Any, flight: _Flight) -> None:
             flight.finished[key] = job
 
 
-async def _run(client: Any, model_id: str, base_id: str, flight: _Flight, options: EvaluationOptions,
-               sleep: Sleep, clock: Callable[[], float]) -> None:  # fmt: skip
+async def _run(
+    client: Any,
+    model_id: str,
+    base_id: str,
+    flight: _Flight,
+    options: EvaluationOptions,
+    sleep: Sleep,
+    clock: Callable[[], float],
+) -> None:
     """Send and wait until every render finished, within ``options.timeout_seconds``."""
     deadline = clock() + options.timeout_seconds
     await _poll(client, flight)  # renders found in the cache may be finished already
     while flight.pending or flight.in_flight:
         await _submit(client, model_id, base_id, flight)
         if clock() >= deadline:
-            raise RenderFailed(f"renders of {model_id} did not finish in {options.timeout_seconds:g} s",
-                               reason="timeout")  # fmt: skip
+            raise RenderFailed(
+                f"renders of {model_id} did not finish in {options.timeout_seconds:g} s", reason="timeout"
+            )
         await sleep(options.poll_seconds)
         await _poll(client, flight)
 
@@ -210,9 +218,14 @@ async def plan_renders(client: Any, model_id: str, suite: EvaluationSuite, optio
 
 
 async def run_renders(
-    client: Any, plan: RenderPlan, options: EvaluationOptions, *, dataset: str | None = None,
-    sleep: Sleep | None = None, clock: Callable[[], float] = time.monotonic,
-) -> RenderSet:  # fmt: skip
+    client: Any,
+    plan: RenderPlan,
+    options: EvaluationOptions,
+    *,
+    dataset: str | None = None,
+    sleep: Sleep | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RenderSet:
     """Quote, charge, render what the cache lacks, wait, and read the outputs in the suite's order.
 
     Raises:
@@ -225,26 +238,55 @@ async def run_renders(
     result = RenderSet(plan.model_id, plan.base_model_id, plan.suite_digest, paid=len(to_pay))
     if to_pay:
         result.cost = await _quote(client, plan.base_model_id, [r for _, r in to_pay])
-        await charge_renders(project=client.project_id, dataset=dataset or plan.model_id, model_id=plan.model_id,
-                             suite_digest=plan.suite_digest, keys=[k for k, _ in to_pay], total=result.cost,
-                             budget=options.budget, max_creative_units=options.max_creative_units)  # fmt: skip
-        run_logger().info("Rendering %d of %d with %s on %s (%g creative units)", len(to_pay), len(plan.keyed),
-                          plan.model_id, plan.base_model_id, result.cost)  # fmt: skip
+        await charge_renders(
+            project=client.project_id,
+            dataset=dataset or plan.model_id,
+            model_id=plan.model_id,
+            suite_digest=plan.suite_digest,
+            keys=[k for k, _ in to_pay],
+            total=result.cost,
+            budget=options.budget,
+            max_creative_units=options.max_creative_units,
+        )
+        run_logger().info(
+            "Rendering %d of %d with %s on %s (%g creative units)",
+            len(to_pay),
+            len(plan.keyed),
+            plan.model_id,
+            plan.base_model_id,
+            result.cost,
+        )
     in_flight = {plan.cached[k]: k for k, _ in plan.keyed if k in plan.cached}
     flight = _Flight(pending=list(to_pay), in_flight=in_flight, limit=options.max_in_flight)
     await _run(client, plan.model_id, plan.base_model_id, flight, options, sleep or asyncio.sleep, clock)
     outputs = await _outputs(client, flight.finished)
     for key, request in plan.keyed:
         asset = outputs[key]
-        result.renders.append(Render(key, request.prompt, request.seed, flight.finished[key].job_id, asset.id,
-                                     asset.url, asset.quality_gate, key in plan.cached))  # fmt: skip
+        result.renders.append(
+            Render(
+                key,
+                request.prompt,
+                request.seed,
+                flight.finished[key].job_id,
+                asset.id,
+                asset.url,
+                asset.quality_gate,
+                key in plan.cached,
+            )
+        )
     return result
 
 
 async def render_lora(
-    client: Any, model_id: str, suite: EvaluationSuite, options: EvaluationOptions | None = None, *,
-    dataset: str | None = None, sleep: Sleep | None = None, clock: Callable[[], float] = time.monotonic,
-) -> RenderSet:  # fmt: skip
+    client: Any,
+    model_id: str,
+    suite: EvaluationSuite,
+    options: EvaluationOptions | None = None,
+    *,
+    dataset: str | None = None,
+    sleep: Sleep | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> RenderSet:
     """Render ``suite`` with the LoRA ``model_id``, paying only for renders not in its cache.
 
     Raises:

@@ -43,14 +43,23 @@ def epoch_samples(model: Model) -> list[tuple[str, str, str | None]]:
     return rows
 
 
-def contact_sheet(candidate: RenderSet, candidate_scores: Sequence[ImageScore], production: RenderSet | None,
-                  production_scores: Sequence[ImageScore] | None, samples: Sequence[tuple[str, str, str | None]] = ()
-                  ) -> str:  # fmt: skip
+def contact_sheet(
+    candidate: RenderSet,
+    candidate_scores: Sequence[ImageScore],
+    production: RenderSet | None,
+    production_scores: Sequence[ImageScore] | None,
+    samples: Sequence[tuple[str, str, str | None]] = (),
+) -> str:
     """Markdown: candidate and production side by side per prompt and seed, scores under each image."""
     title = f"production `{production.model_id}`" if production else "production (none yet)"
-    lines = [f"## Candidate `{candidate.model_id}` vs {title}", "",
-             f"Suite `{candidate.suite_digest}`, base `{candidate.base_model_id}`.", "",
-             "| prompt | seed | candidate | production |", "|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"## Candidate `{candidate.model_id}` vs {title}",
+        "",
+        f"Suite `{candidate.suite_digest}`, base `{candidate.base_model_id}`.",
+        "",
+        "| prompt | seed | candidate | production |",
+        "|---|---|---|---|",
+    ]
     for i, render in enumerate(candidate.renders):
         mine = cell(render.url, candidate_scores[i].score, candidate_scores[i].verdict)
         theirs = "–"
@@ -68,9 +77,15 @@ def lineage_markdown(details: dict[str, Any]) -> str:
     """The run summary: dataset manifest digest → model → suite → scores → decision."""
     chain = " → ".join(
         f"**{name}** `{details.get(key) or '–'}`"
-        for name, key in (("dataset", "dataset"), ("manifest", "manifest_digest"), ("model", "model_id"),
-                          ("suite", "suite_digest"), ("gain", "mean_gain"), ("decision", "decision"))
-    )  # fmt: skip
+        for name, key in (
+            ("dataset", "dataset"),
+            ("manifest", "manifest_digest"),
+            ("model", "model_id"),
+            ("suite", "suite_digest"),
+            ("gain", "mean_gain"),
+            ("decision", "decision"),
+        )
+    )
     return f"# LoRA evaluation\n\n{chain}\n\n{details.get('reason', '')}\n"
 
 
@@ -78,7 +93,10 @@ def emit_lora_event(event: str, model_id: str, dataset: str, payload: dict[str, 
     """Emit ``scenario.lora.<event>`` for the model, related to the dataset (no-op outside Prefect's reach)."""
     from prefect.events import emit_event
 
-    related = {"prefect.resource.id": f"scenario.dataset.{dataset}", "prefect.resource.role": "dataset",
-               "prefect.resource.name": dataset}  # fmt: skip
+    related = {
+        "prefect.resource.id": f"scenario.dataset.{dataset}",
+        "prefect.resource.role": "dataset",
+        "prefect.resource.name": dataset,
+    }
     resource = {"prefect.resource.id": f"scenario.model.{model_id}", "prefect.resource.name": model_id}
     emit_event(f"scenario.lora.{event}", resource=resource, related=[related], payload=payload)

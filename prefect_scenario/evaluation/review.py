@@ -57,8 +57,11 @@ async def review_in_ui(sheet: str, decision: Decision, timeout_seconds: float) -
     context = FlowRunContext.get()
     assert context is not None and context.flow_run is not None
     try:
-        answer = await apause_flow_run(wait_for_input=ReviewInput, timeout=max(1, int(timeout_seconds)),
-                                       poll_interval=max(1, min(5, int(timeout_seconds) // 4)))  # fmt: skip
+        answer = await apause_flow_run(
+            wait_for_input=ReviewInput,
+            timeout=max(1, int(timeout_seconds)),
+            poll_interval=max(1, min(5, int(timeout_seconds) // 4)),
+        )
     except FlowPauseTimeout:
         # Prefect leaves the run paused, and a paused run may not complete ("The flow was
         # completed and never resumed"): put it back to running, then carry on without a promotion.

@@ -86,10 +86,17 @@ class QualityGateScorer:
         replace_brief: Replace a different brief the project has already (else refuse).
     """
 
-    def __init__(self, *, wait_seconds: float = 60.0, poll_seconds: float = MIN_POLL_SECONDS,
-                 sensitivity: str | None = None, sleep: Callable[[float], Awaitable[None]] | None = None,
-                 clock: Callable[[], float] = time.monotonic, brief: ProjectBrief | None = None,
-                 replace_brief: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        wait_seconds: float = 60.0,
+        poll_seconds: float = MIN_POLL_SECONDS,
+        sensitivity: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        brief: ProjectBrief | None = None,
+        replace_brief: bool = False,
+    ) -> None:
         self.brief, self.replace_brief = brief, replace_brief
         self.wait_seconds, self.poll_seconds = wait_seconds, max(MIN_POLL_SECONDS, poll_seconds)
         self.sensitivity, self._sleep, self._clock = sensitivity, sleep or asyncio.sleep, clock
@@ -116,8 +123,12 @@ class QualityGateScorer:
                 judged = await client.quality_gate(render.asset_id, sensitivity=self.sensitivity)
                 found[render.asset_id] = (judged.overall_score, judged.verdict)
                 reasons[render.asset_id] = tuple(str(x) for x in judged.ai_quality.get("reasons") or [])
-        return [ImageScore(r.prompt, r.seed, r.asset_id, found[r.asset_id][0], found[r.asset_id][1],
-                           reasons.get(r.asset_id, ())) for r in renders]  # fmt: skip
+        return [
+            ImageScore(
+                r.prompt, r.seed, r.asset_id, found[r.asset_id][0], found[r.asset_id][1], reasons.get(r.asset_id, ())
+            )
+            for r in renders
+        ]
 
     async def _apply_brief(self, client: Any, brief: ProjectBrief) -> None:
         if len(brief.reference_asset_ids) > MAX_BRIEF_REFERENCES:

@@ -33,9 +33,16 @@ def render_entry_id(model_id: str, suite_digest: str, keys: Sequence[str]) -> st
 
 
 async def charge_renders(
-    *, project: str, dataset: str, model_id: str, suite_digest: str, keys: Sequence[str], total: float,
-    budget: object = None, max_creative_units: float | None = None,
-) -> None:  # fmt: skip
+    *,
+    project: str,
+    dataset: str,
+    model_id: str,
+    suite_digest: str,
+    keys: Sequence[str],
+    total: float,
+    budget: object = None,
+    max_creative_units: float | None = None,
+) -> None:
     """Refuse renders quoted above ``max_creative_units`` or past the budget; else record them as spent.
 
     Without a budget nothing is written (as for a training without one); ``max_creative_units``
@@ -47,21 +54,45 @@ async def charge_renders(
     entry_id = render_entry_id(model_id, suite_digest, keys)
     resolved = await resolve_budget(budget)  # type: ignore[arg-type]
     today = datetime.now(UTC).date()
-    options = {"estimate": total, "today": today, "dataset": dataset, "max_creative_units": max_creative_units,
-               "exclude_id": entry_id}  # fmt: skip
+    options = {
+        "estimate": total,
+        "today": today,
+        "dataset": dataset,
+        "max_creative_units": max_creative_units,
+        "exclude_id": entry_id,
+    }
     if resolved is None:
         made = decide_spend([], limits=None, **options)  # type: ignore[arg-type]
         if made.verdict is not Verdict.ALLOW:
-            raise BudgetExceeded(f"evaluation renders refused: {made.reason}", model_id=model_id, limit=made.limit,
-                                 limit_units=made.limit_units, estimate=total)  # fmt: skip
+            raise BudgetExceeded(
+                f"evaluation renders refused: {made.reason}",
+                model_id=model_id,
+                limit=made.limit,
+                limit_units=made.limit_units,
+                estimate=total,
+            )
         return
     async with ledger_lock(project):
         made = decide_spend(await read_entries(project, today), limits=resolved.limits(), **options)  # type: ignore[arg-type]
         if made.verdict is not Verdict.ALLOW:  # a pause is a refusal here: renders wait for no one
-            raise BudgetExceeded(f"evaluation renders refused: {made.reason}", model_id=model_id, limit=made.limit,
-                                 limit_units=made.limit_units, spent=made.spent, estimate=total)  # fmt: skip
-        entry = LedgerEntry(id=entry_id, day=today.isoformat(), dataset=dataset, model_id=model_id, estimate=total,
-                            actual=total, status="spent", at=datetime.now(UTC).isoformat(),
-                            note=f"evaluation renders, suite {suite_digest}")  # fmt: skip
+            raise BudgetExceeded(
+                f"evaluation renders refused: {made.reason}",
+                model_id=model_id,
+                limit=made.limit,
+                limit_units=made.limit_units,
+                spent=made.spent,
+                estimate=total,
+            )
+        entry = LedgerEntry(
+            id=entry_id,
+            day=today.isoformat(),
+            dataset=dataset,
+            model_id=model_id,
+            estimate=total,
+            actual=total,
+            status="spent",
+            at=datetime.now(UTC).isoformat(),
+            note=f"evaluation renders, suite {suite_digest}",
+        )
         await write_entry(project, entry)
     run_logger().info("Charged %g creative units of evaluation renders to the budget", total)

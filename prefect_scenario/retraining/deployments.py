@@ -164,25 +164,34 @@ def build_deployments(config: ServeConfig) -> list[RunnerDeployment]:
         # expires; sensing resumes then.
         concurrency_limit=ONE_CYCLE_AT_A_TIME,
         parameters={
-            **aws, **watched, "mode": config.mode, "queue_url": config.queue_url,
+            **aws,
+            **watched,
+            "mode": config.mode,
+            "queue_url": config.queue_url,
             # Event-driven: the trigger below creates the run; otherwise the sensor does,
             # with an idempotency key, and the event is only a notice.
             "retrain_deployment": None if config.event_driven else RETRAIN_DEPLOYMENT,
-            "quiet_period_seconds": config.quiet_period_seconds, "min_images": config.min_images,
-            "training_type": config.training_type, "interval_seconds": config.interval_seconds,
+            "quiet_period_seconds": config.quiet_period_seconds,
+            "min_images": config.min_images,
+            "training_type": config.training_type,
+            "interval_seconds": config.interval_seconds,
         },
         description="Retrain a LoRA when new curated images land in S3.",
         enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
-    )  # fmt: skip
+    )
     retrain = retrain_from_s3.to_deployment(
         name=RETRAIN_DEPLOYMENT.split("/")[1],
-        parameters={**both, "training_type": config.training_type, "wait": config.wait,
-                    "ignore_sidecar_edits": config.ignore_sidecar_edits},
+        parameters={
+            **both,
+            "training_type": config.training_type,
+            "wait": config.wait,
+            "ignore_sidecar_edits": config.ignore_sidecar_edits,
+        },
         triggers=_ready_trigger() if config.event_driven else None,  # type: ignore[arg-type]
         concurrency_limit=RETRAIN_CONCURRENCY,
         description="Train one S3 dataset's LoRA on its current content.",
         enforce_parameter_schema=_CHECK_PARAMETER_SCHEMA,
-    )  # fmt: skip
+    )
     # `to_deployment` is sync-compatible: called from sync code it returns the deployment.
     deployments: list[Any] = [sensor, retrain]
     if config.cron:

@@ -172,8 +172,12 @@ async def s3_curated_images_sensor(
     key = state_key or sensor_state_key(prefix)
     state = await asyncio.to_thread(read_sensor_state, s3, bucket, key, prefix)
     discovery = make_discovery(aws, s3, bucket, prefix, queue_url if mode == "notifications" else None)
-    options = {"quiet_period": quiet_period_seconds, "min_images": min_images, "training_type": training_type,
-               "ignore_sidecar_edits": ignore_sidecar_edits}  # fmt: skip
+    options = {
+        "quiet_period": quiet_period_seconds,
+        "min_images": min_images,
+        "training_type": training_type,
+        "ignore_sidecar_edits": ignore_sidecar_edits,
+    }
     root_listing = ListingDiscovery(s3, bucket, prefix)
     observed, state, decisions, now = await observe_and_decide(discovery, root_listing, state, options)
     parameters = {**(retrain_parameters or {}), "ignore_sidecar_edits": ignore_sidecar_edits}
@@ -375,9 +379,14 @@ async def retrain_changed_datasets(
             continue
         logger.info("%s changed since its last trained version: retraining", uri)
         retrained = await retrain_from_s3(
-            uri, aws_credentials=aws, credentials=scenario, training_type=training_type, wait=wait,
-            poll_policy=poll_policy, ignore_sidecar_edits=ignore_sidecar_edits,
-        )  # fmt: skip
+            uri,
+            aws_credentials=aws,
+            credentials=scenario,
+            training_type=training_type,
+            wait=wait,
+            poll_policy=poll_policy,
+            ignore_sidecar_edits=ignore_sidecar_edits,
+        )
         results.append(retrained)
     if not results:
         logger.info("no dataset changed since its last trained version")

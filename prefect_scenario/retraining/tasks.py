@@ -115,8 +115,9 @@ def _dataset_resource(uri: str) -> dict[str, str]:
     return {"prefect.resource.id": f"s3.dataset.{uri}", "prefect.resource.name": uri}
 
 
-@scenario_task(name="scenario-request-retrain", task_run_name="scenario-request-retrain-{decision.prefix}",
-               cache_policy=NO_CACHE)  # fmt: skip
+@scenario_task(
+    name="scenario-request-retrain", task_run_name="scenario-request-retrain-{decision.prefix}", cache_policy=NO_CACHE
+)
 async def request_retrain(
     decision: Decision, retrain_deployment: str | None, emit_ready_event: bool, parameters: dict[str, Any]
 ) -> str | None:
@@ -142,12 +143,15 @@ async def request_retrain(
     if retrain_deployment:
         run = await run_deployment(  # type: ignore[misc] # sync_compatible: a coroutine here
             retrain_deployment,
-            parameters={"dataset_uri": decision.dataset_uri, "expected_manifest_digest": decision.manifest.digest,
-                        **parameters},
+            parameters={
+                "dataset_uri": decision.dataset_uri,
+                "expected_manifest_digest": decision.manifest.digest,
+                **parameters,
+            },
             idempotency_key=decision.idempotency_key,
             timeout=0,
             as_subflow=False,
-        )  # fmt: skip
+        )
         run_id = str(run.id)
     if emit_ready_event:
         emit_event(
@@ -207,9 +211,14 @@ def make_discovery(
     # Messages stay hidden for a whole cycle (read, decide, create runs, save, ack); skipped
     # ones are logged to the run's log, so they show in the Prefect UI.
     return NotificationDiscovery(
-        aws.get_client("sqs"), queue_url, bucket, prefix, wait_time_seconds=1, visibility_timeout=300,
+        aws.get_client("sqs"),
+        queue_url,
+        bucket,
+        prefix,
+        wait_time_seconds=1,
+        visibility_timeout=300,
         logger=get_run_logger(),
-    )  # fmt: skip
+    )
 
 
 async def act_on_decision(

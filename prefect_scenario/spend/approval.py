@@ -57,8 +57,7 @@ async def ask_approval(reason: str, *, timeout_seconds: float, poll_seconds: flo
 
 async def _pause(reason: str, *, timeout_seconds: float, poll_seconds: float, key: str) -> bool:
     logger = run_logger()
-    logger.warning("budget: %s. Pausing for a decision (approve to train, else skip) for %gs", reason,
-                   timeout_seconds)  # fmt: skip
+    logger.warning("budget: %s. Pausing for a decision (approve to train, else skip) for %gs", reason, timeout_seconds)
     try:
         # pause_flow_run's timeout and poll are typed int, but both are used as seconds (anyio).
         answer = await apause_flow_run(

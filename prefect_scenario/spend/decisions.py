@@ -180,13 +180,18 @@ def decide_spend(
     current = [e for e in counted if in_period(e, today, limits.period)]
     window = _window(limits.period)
     checks: list[tuple[str, float | None, float, str]] = [
-        ("per_dataset", limits.per_dataset, _total(e for e in current if e.dataset == dataset),
-         f"dataset {dataset!r} {window}"),
+        (
+            "per_dataset",
+            limits.per_dataset,
+            _total(e for e in current if e.dataset == dataset),
+            f"dataset {dataset!r} {window}",
+        ),
         ("per_project", limits.per_project, _total(current), f"the project {window}"),
-    ]  # fmt: skip
+    ]
     if fleet is not None:
-        checks.append(("per_fleet_run", limits.per_fleet_run, _total(e for e in counted if e.fleet == fleet),
-                       "this fleet run"))  # fmt: skip
+        checks.append(
+            ("per_fleet_run", limits.per_fleet_run, _total(e for e in counted if e.fleet == fleet), "this fleet run")
+        )
     for name, limit, spent, scope in checks:
         if limit is not None and spent + estimate > limit:
             verdict = Verdict.PAUSE if limits.on_exceeded == "pause" else Verdict.REFUSE
@@ -216,25 +221,31 @@ def sensor_over_budget(
     mine = [e for e in entries if e.dataset == dataset]
     predicted = max(mine, key=lambda e: (e.at or "", e.day)).estimate if mine else 0.0
     decision = decide_spend(
-        entries, estimate=predicted, limits=Limits(limits.per_dataset, limits.per_project, None, limits.period),
-        today=today, dataset=dataset,
-    )  # fmt: skip
+        entries,
+        estimate=predicted,
+        limits=Limits(limits.per_dataset, limits.per_project, None, limits.period),
+        today=today,
+        dataset=dataset,
+    )
     if decision.verdict is Verdict.ALLOW and predicted == 0.0:
         # Nothing to predict from: stop only a limit already reached.
         full = [
             (name, limit, spent)
             for name, limit, spent in (
-                ("per_dataset", limits.per_dataset,
-                 _total(e for e in mine if in_period(e, today, limits.period))),
-                ("per_project", limits.per_project,
-                 _total(e for e in entries if in_period(e, today, limits.period))),
+                ("per_dataset", limits.per_dataset, _total(e for e in mine if in_period(e, today, limits.period))),
+                ("per_project", limits.per_project, _total(e for e in entries if in_period(e, today, limits.period))),
             )
             if limit is not None and spent >= limit
-        ]  # fmt: skip
+        ]
         if full:
             name, limit, spent = full[0]
-            return SpendDecision(Verdict.REFUSE, f"{name}={limit:g} creative units is used up ({spent:g} spent)",
-                                 limit=name, limit_units=limit, spent=spent)  # fmt: skip
+            return SpendDecision(
+                Verdict.REFUSE,
+                f"{name}={limit:g} creative units is used up ({spent:g} spent)",
+                limit=name,
+                limit_units=limit,
+                spent=spent,
+            )
         return None
     return None if decision.verdict is Verdict.ALLOW else decision
 
@@ -251,11 +262,13 @@ def daily_summary(entries: Sequence[LedgerEntry]) -> list[dict[str, str]]:
     rows = []
     for day in sorted({e.day for e in entries}, reverse=True):
         of_day = [e for e in entries if e.day == day and e.status != "released"]
-        rows.append({
-            "date": day,
-            "trainings": str(len(of_day)),
-            "estimated": f"{sum(e.estimate for e in of_day):g}",
-            "spent": f"{sum(e.actual or 0.0 for e in of_day):g}",
-            "reserved": f"{sum(e.estimate for e in of_day if e.actual is None):g}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "date": day,
+                "trainings": str(len(of_day)),
+                "estimated": f"{sum(e.estimate for e in of_day):g}",
+                "spent": f"{sum(e.actual or 0.0 for e in of_day):g}",
+                "reserved": f"{sum(e.estimate for e in of_day if e.actual is None):g}",
+            }
+        )
     return rows

@@ -26,33 +26,30 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 from prefect.context import FlowRunContext
 
 from prefect_scenario._dispatch import TASK_OPTIONS, scenario_task
 from prefect_scenario._logging import run_logger
-from prefect_scenario.api.models import CostEstimate, Model, TrainResult
+from prefect_scenario.api.models import CostEstimate, Model
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials, resolve_credentials
 from prefect_scenario.exceptions import APIError, BudgetExceeded
 from prefect_scenario.reporting import ProgressReporter
+from prefect_scenario.spend import charge as ledger_clock  # one clock to move in tests: charge.utc_now
 from prefect_scenario.spend.approval import ask_approval
 from prefect_scenario.spend.block import ScenarioBudget, check_units, resolve_budget
+from prefect_scenario.spend.charge import SpendCharge, entry_id, publish_spend, today_utc, utc_now
 from prefect_scenario.spend.decisions import LedgerEntry, SpendDecision, Verdict, decide_spend
-from prefect_scenario.spend.ledger import ledger_lock, publish_ledger, read_entries, write_entry
+from prefect_scenario.spend.ledger import ledger_lock, read_entries
 from prefect_scenario.spend.settlement import (
-    UNKNOWN_OUTCOME_SETTLE_SECONDS,
     apply_settlements,
     read_outcomes,
     settle_reservation,
     stale_reservations,
-    trigger_spent_nothing,
     trigger_window_seconds,
 )
 
@@ -67,21 +64,6 @@ __all__ = [
     "today_utc",
     "utc_now",
 ]
-
-
-def utc_now() -> datetime:
-    """The gate's clock (UTC): tests move it instead of waiting."""
-    return datetime.now(UTC)
-
-
-def today_utc() -> date:
-    """Today in UTC: the day a reservation is booked on."""
-    return utc_now().date()
-
-
-def entry_id(model_id: str, job_id: str | None) -> str:
-    """One ledger entry per model and training: a run continued after a crash reuses its own."""
-    return hashlib.sha256(f"{model_id}\0{job_id or ''}".encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -151,128 +133,17 @@ async def estimate_scenario_training_cost(
         return await client.estimate_training_cost(model_id, parameters, training_images_count=training_images_count)
 
 
-def _budget_line(budget: ScenarioBudget | None) -> str:
-    if budget is None:
-        return "No budget."
-    limits = budget.limits()
-    parts = [
-        f"{name}={value:g}"
-        for name, value in (("per_dataset", limits.per_dataset), ("per_project", limits.per_project),
-                            ("per_fleet_run", limits.per_fleet_run))
-        if value is not None
-    ]  # fmt: skip
-    return f"Budget: {', '.join(parts) or 'no limits'} per {limits.period} (UTC), on exceeded: {limits.on_exceeded}."
-
-
 def _refusal(decision: SpendDecision, model_id: str, outcome: str = "refused") -> BudgetExceeded:
     verb = "refused" if outcome == "refused" else "skipped"
     return BudgetExceeded(
-        f"training {verb} before any trigger: {decision.reason}", model_id=model_id, limit=decision.limit,
-        limit_units=decision.limit_units, spent=decision.spent, estimate=decision.estimate, outcome=outcome,
-    )  # fmt: skip
-
-
-@dataclass
-class SpendCharge:
-    """One training's place in the ledger, between the gate and the trigger's answer."""
-
-    project: str
-    entry: LedgerEntry
-    budget: ScenarioBudget | None
-    reserved: bool
-    window_seconds: float = 0.0  # how long after a reservation its run may still trigger
-
-    async def _write(self, entry: LedgerEntry) -> None:
-        self.entry = entry.model_copy(update={"at": utc_now().isoformat()})
-        await write_entry(self.project, self.entry, exists=self.reserved)
-
-    async def reserve(self, status: str = "reserved") -> None:
-        """Write the reservation: it counts the estimate, and may be settled once its run can no longer trigger."""
-        settle_after = (utc_now() + timedelta(seconds=self.window_seconds)).isoformat()
-        await self._write(self.entry.model_copy(update={"status": status, "settle_after": settle_after}))
-        self.reserved = True
-
-    async def record(self, answer: TrainResult, *, publish: bool = True) -> None:
-        """Replace the reservation by the cost the trigger answered; update the ledger artifacts.
-
-        An answer without a cost (a lost answer recognised on the model, or a training a
-        concurrent trigger started first) cannot tell whose trigger spent: the estimate
-        stands as the charge, erring towards not overspending. ``publish=False`` leaves the
-        artifacts to :func:`publish_spend` (a run about to suspend publishes once resumed,
-        so its process ends sooner after the trigger).
-        """
-        actual = answer.creative_units_cost
-        status = "approved" if self.entry.status == "approved" else "spent"
-        try:
-            await self._write(self.entry.model_copy(update={"actual": actual, "status": status, "settle_after": None}))
-        except Exception as exc:
-            # The training is paid and running: a ledger hiccup must not fail it (the
-            # reservation, if any, keeps counting the estimate).
-            run_logger().warning("ledger: actual cost of %s not recorded: %s", self.entry.model_id, type(exc).__name__)
-            return
-        cost = f"{actual:g}" if actual is not None else "unknown (the estimate stands)"
-        run_logger().info("ledger: %s cost %s creative units (estimated %g)", self.entry.model_id, cost,
-                          self.entry.estimate)  # fmt: skip
-        if publish:
-            await publish_spend(self.project, self.budget, date.fromisoformat(self.entry.day))
-
-    async def release(self) -> None:
-        """Free the reservation: the trigger failed, nothing was started."""
-        if not self.reserved:
-            return
-        try:
-            await self._write(self.entry.model_copy(update={"status": "released", "actual": 0.0, "settle_after": None}))
-        except Exception as exc:
-            run_logger().warning("ledger: reservation of %s not released: %s", self.entry.model_id,
-                                 type(exc).__name__)  # fmt: skip
-
-    async def hold(self, error: BaseException) -> None:
-        """Keep counting the estimate of a trigger whose outcome is unknown, until the ledger settles it.
-
-        It is written even without a budget (as every training is): a budget read later
-        must see a training that may have been paid. It becomes settleable once a request
-        still in flight has had time to land.
-        """
-        settle_after = (utc_now() + timedelta(seconds=UNKNOWN_OUTCOME_SETTLE_SECONDS)).isoformat()
-        try:
-            await self._write(self.entry.model_copy(update={"settle_after": settle_after}))
-            self.reserved = True
-        except Exception as exc:
-            # The reservation, if any, stays as written: settled later, after its longer bound.
-            run_logger().warning("ledger: unknown trigger of %s not marked: %s", self.entry.model_id,
-                                 type(exc).__name__)  # fmt: skip
-            return
-        run_logger().warning(
-            "ledger: the trigger of %s failed without proof that nothing started (%s): its %g creative units stay "
-            "counted until the ledger settles them from the model's status (after %s)",
-            self.entry.model_id, type(error).__name__, self.entry.estimate, settle_after,
-        )  # fmt: skip
-
-    @asynccontextmanager
-    async def settling_on_error(self) -> AsyncIterator[None]:
-        """On a failed trigger: release the reservation if nothing started, else keep it counted.
-
-        A cancelled or killed run (a ``BaseException``) writes nothing: its reservation
-        stays as written, and is settled once its run can no longer trigger.
-        """
-        try:
-            yield
-        except Exception as exc:
-            if trigger_spent_nothing(exc):
-                await self.release()
-            else:
-                await self.hold(exc)
-            raise
-
-
-async def publish_spend(project: str, budget: ScenarioBudget | None, day: date | None = None) -> None:
-    """Publish the ledger artifacts of ``day``'s month (today's by default); never fails a training."""
-    try:
-        entries = await read_entries(project, day or today_utc())
-    except Exception as exc:
-        run_logger().warning("ledger: artifacts not updated: %s", type(exc).__name__)
-        return
-    await publish_ledger(entries, _budget_line(budget))
+        f"training {verb} before any trigger: {decision.reason}",
+        model_id=model_id,
+        limit=decision.limit,
+        limit_units=decision.limit_units,
+        spent=decision.spent,
+        estimate=decision.estimate,
+        outcome=outcome,
+    )
 
 
 async def _estimate(
@@ -292,8 +163,9 @@ async def _estimate(
         run_logger().warning("cost estimate unavailable (%s); training without it (no limit was set)", exc)
         return None
     if estimate.creative_units_cost is None and limited:
-        raise BudgetExceeded("the dry run answered no creative-units cost and a spend limit was asked for",
-                             model_id=model.id)  # fmt: skip
+        raise BudgetExceeded(
+            "the dry run answered no creative-units cost and a spend limit was asked for", model_id=model.id
+        )
     units: float | None = estimate.creative_units_cost
     return units
 
@@ -302,7 +174,7 @@ async def _settled(
     credentials: ScenarioCredentials, stale: list[LedgerEntry]
 ) -> dict[str, tuple[LedgerEntry, LedgerEntry]]:
     """What the stale reservations become, read from Scenario (outside the lock; nothing on a failed read)."""
-    now = utc_now()
+    now = ledger_clock.utc_now()
     try:
         outcomes = await read_outcomes(credentials, stale)
     except APIError as exc:
@@ -330,12 +202,37 @@ async def _decide_and_reserve(
 
     async with ledger_lock(charge.project):
         entries = await read_entries(charge.project, today)
-        stale = stale_reservations(entries, now=utc_now(), exclude_id=charge.entry.id)
+        stale = stale_reservations(entries, now=ledger_clock.utc_now(), exclude_id=charge.entry.id)
         if not stale:
             return await decide(entries)
     settled = await _settled(credentials, stale)
     async with ledger_lock(charge.project):
         return await decide(await apply_settlements(charge.project, await read_entries(charge.project, today), settled))
+
+
+def _charge(
+    plan: SpendPlan, credentials: ScenarioCredentials, model: Model, units: float | None, today: date
+) -> SpendCharge:
+    """The training's ledger entry, not written yet: a reservation of the estimate, in this flow run."""
+    context = FlowRunContext.get()
+    run_id = str(context.flow_run.id) if context and context.flow_run else None
+    entry = LedgerEntry(
+        id=entry_id(model.id, model.job_id),
+        day=today.isoformat(),
+        dataset=plan.dataset,
+        model_id=model.id,
+        estimate=units or 0.0,
+        status="reserved",
+        fleet=plan.fleet,
+        flow_run_id=run_id,
+        job_before=model.job_id,
+    )
+    window = trigger_window_seconds(
+        slot_timeout=plan.slot_timeout, timeout=credentials.timeout, max_retries=credentials.max_retries
+    )
+    return SpendCharge(
+        project=credentials.project_id, entry=entry, budget=plan.budget, reserved=False, window_seconds=window
+    )
 
 
 async def check_spend(
@@ -355,20 +252,9 @@ async def check_spend(
     """
     logger = run_logger()
     units = await _estimate(plan, credentials, model, params, quoted)
-    today = today_utc()
-    context = FlowRunContext.get()
-    run_id = str(context.flow_run.id) if context and context.flow_run else None
-    entry = LedgerEntry(
-        id=entry_id(model.id, model.job_id), day=today.isoformat(), dataset=plan.dataset,
-        model_id=model.id, estimate=units or 0.0, status="reserved", fleet=plan.fleet, flow_run_id=run_id,
-        job_before=model.job_id,
-    )  # fmt: skip
-    budget = plan.budget
-    window = trigger_window_seconds(
-        slot_timeout=plan.slot_timeout, timeout=credentials.timeout, max_retries=credentials.max_retries
-    )
-    charge = SpendCharge(project=credentials.project_id, entry=entry, budget=budget, reserved=False,
-                         window_seconds=window)  # fmt: skip
+    today = ledger_clock.today_utc()
+    charge = _charge(plan, credentials, model, units, today)
+    entry, budget = charge.entry, plan.budget
     if units is None:
         return charge
     ceiling = f" (max_creative_units={plan.max_creative_units:g})" if plan.max_creative_units else ""
@@ -376,8 +262,14 @@ async def check_spend(
     await ProgressReporter.for_training(model.id, model.name).note(
         f"{model.name or model.id}: estimated {units:g} creative units{ceiling}"
     )
-    options: dict[str, Any] = {"estimate": units, "today": today, "dataset": entry.dataset, "fleet": plan.fleet,
-                               "max_creative_units": plan.max_creative_units, "exclude_id": entry.id}  # fmt: skip
+    options: dict[str, Any] = {
+        "estimate": units,
+        "today": today,
+        "dataset": entry.dataset,
+        "fleet": plan.fleet,
+        "max_creative_units": plan.max_creative_units,
+        "exclude_id": entry.id,
+    }
     if budget is None:
         unbudgeted = decide_spend([], limits=None, **options)
         if unbudgeted.verdict is not Verdict.ALLOW:
@@ -389,8 +281,12 @@ async def check_spend(
         raise _refusal(decision, model.id)
     if decision.verdict is Verdict.PAUSE:
         # The lock is not held while a person decides: other runs go on meanwhile.
-        approved = await ask_approval(decision.reason, timeout_seconds=budget.pause_timeout_seconds,
-                                      poll_seconds=budget.pause_poll_seconds, key=f"budget-{entry.id}")  # fmt: skip
+        approved = await ask_approval(
+            decision.reason,
+            timeout_seconds=budget.pause_timeout_seconds,
+            poll_seconds=budget.pause_poll_seconds,
+            key=f"budget-{entry.id}",
+        )
         if not approved:
             raise _refusal(decision, model.id, outcome="skipped")
         async with ledger_lock(charge.project):

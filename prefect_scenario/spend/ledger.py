@@ -152,19 +152,34 @@ def ledger_rows(entries: Sequence[LedgerEntry]) -> list[dict[str, str]]:
         ('', 'reserved')
     """
     return [
-        {"date": e.day, "dataset": e.dataset, "model": e.model_id, "estimate": f"{e.estimate:g}",
-         "actual cost": "" if e.actual is None else f"{e.actual:g}", "status": e.status, "fleet": e.fleet or "",
-         "note": e.note or ""}
+        {
+            "date": e.day,
+            "dataset": e.dataset,
+            "model": e.model_id,
+            "estimate": f"{e.estimate:g}",
+            "actual cost": "" if e.actual is None else f"{e.actual:g}",
+            "status": e.status,
+            "fleet": e.fleet or "",
+            "note": e.note or "",
+        }
         for e in reversed(entries)
-    ]  # fmt: skip
+    ]
 
 
 def summary_markdown(entries: Sequence[LedgerEntry], budget_line: str) -> str:
     """The per-day summary as markdown."""
-    lines = ["# Scenario spend per day (UTC)", "", budget_line, "",
-             "| date | trainings | estimated | spent | reserved |", "|---|---|---|---|---|"]  # fmt: skip
-    lines += [f"| {r['date']} | {r['trainings']} | {r['estimated']} | {r['spent']} | {r['reserved']} |"
-              for r in daily_summary(entries)]  # fmt: skip
+    lines = [
+        "# Scenario spend per day (UTC)",
+        "",
+        budget_line,
+        "",
+        "| date | trainings | estimated | spent | reserved |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['date']} | {r['trainings']} | {r['estimated']} | {r['spent']} | {r['reserved']} |"
+        for r in daily_summary(entries)
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -23,8 +23,10 @@ from prefect_scenario.api.models import Model
 from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.exceptions import APIError, BudgetExceeded
+from prefect_scenario.spend import charge as ledger_clock  # one clock to move in tests: charge.utc_now
+from prefect_scenario.spend.charge import entry_id
 from prefect_scenario.spend.decisions import LedgerEntry, SpendDecision, Verdict, decide_spend
-from prefect_scenario.spend.gate import SpendPlan, entry_id, estimate_scenario_training_cost, today_utc, utc_now
+from prefect_scenario.spend.gate import SpendPlan, estimate_scenario_training_cost
 from prefect_scenario.spend.ledger import read_entries
 from prefect_scenario.spend.settlement import stale_reservations
 
@@ -39,12 +41,12 @@ def certain_refusal(
     Stale reservations are left out (the gate may settle and release them), so a refusal here
     is one the gate makes too. A pause is not decided here: the gate asks once, after the upload.
     """
-    stale = {e.id for e in stale_reservations(entries, now=utc_now())}
+    stale = {e.id for e in stale_reservations(entries, now=ledger_clock.utc_now())}
     decision = decide_spend(
         [e for e in entries if e.id not in stale],
         estimate=estimate,
         limits=plan.budget.limits() if plan.budget is not None else None,
-        today=today_utc(),
+        today=ledger_clock.today_utc(),
         dataset=plan.dataset,
         fleet=plan.fleet,
         max_creative_units=plan.max_creative_units,
@@ -79,7 +81,7 @@ async def quote_before_upload(
     units: float | None = estimate.creative_units_cost
     if units is None:
         return None
-    entries = await read_entries(credentials.project_id, today_utc()) if plan.budget is not None else []
+    entries = await read_entries(credentials.project_id, ledger_clock.today_utc()) if plan.budget is not None else []
     refusal = certain_refusal(plan, entries, estimate=units, model_id=model.id)
     run_logger().info("quoted %d image(s) before the upload: %g creative units", count, units)
     if refusal is not None:

@@ -73,13 +73,19 @@ class SensorBudget:
 
     def report(self, dataset_uri: str, idempotency_key: str | None, decision: SpendDecision) -> None:
         """Log the skip and emit ``scenario.budget.exceeded`` (once per content per day)."""
-        run_logger().warning("%s is ready but over budget: %s; skipped until the budget allows it", dataset_uri,
-                             decision.reason)  # fmt: skip
+        run_logger().warning(
+            "%s is ready but over budget: %s; skipped until the budget allows it", dataset_uri, decision.reason
+        )
         payload: dict[str, Any] = {
-            "dataset_uri": dataset_uri, "limit": decision.limit, "limit_units": decision.limit_units,
-            "spent": decision.spent, "estimate": decision.estimate, "reason": decision.reason,
-            "day": self.today.isoformat(), "idempotency_key": idempotency_key,
-        }  # fmt: skip
+            "dataset_uri": dataset_uri,
+            "limit": decision.limit,
+            "limit_units": decision.limit_units,
+            "spent": decision.spent,
+            "estimate": decision.estimate,
+            "reason": decision.reason,
+            "day": self.today.isoformat(),
+            "idempotency_key": idempotency_key,
+        }
         try:
             emit_event(
                 event=EVENT_BUDGET_EXCEEDED,
@@ -88,8 +94,7 @@ class SensorBudget:
                 id=budget_event_id(dataset_uri, idempotency_key, self.today.isoformat()),
             )
         except Exception as exc:
-            run_logger().warning("could not emit %s for %s: %s", EVENT_BUDGET_EXCEEDED, dataset_uri,
-                                 type(exc).__name__)  # fmt: skip
+            run_logger().warning("could not emit %s for %s: %s", EVENT_BUDGET_EXCEEDED, dataset_uri, type(exc).__name__)
 
     def forwarded(self, given: ScenarioBudget | str | None) -> str | None:
         """The budget's saved name, to pass on to the retrain runs (a run parameter holds no block)."""

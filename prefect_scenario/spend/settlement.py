@@ -261,6 +261,11 @@ async def apply_settlements(
             continue
         await write_entry(project, pair[1], exists=True)
         entries[index] = pair[1]
-        run_logger().info("ledger: reservation of %s (%g creative units, %s) %s", entry.model_id, entry.estimate,
-                          entry.day, pair[1].note)  # fmt: skip
+        run_logger().info(
+            "ledger: reservation of %s (%g creative units, %s) %s",
+            entry.model_id,
+            entry.estimate,
+            entry.day,
+            pair[1].note,
+        )
     return entries

@@ -37,8 +37,12 @@ def add_training_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait (then cancel)")
     sub.add_argument("--force", action="store_true", help="train again even if this dataset already trained")
     sub.add_argument("--min-dataset-score", type=float, help="refuse to train below this dataset score")
-    sub.add_argument("--max-creative-units", type=float, metavar="N",
-                     help="refuse the training, before its trigger, if its dry run estimates more")  # fmt: skip
+    sub.add_argument(
+        "--max-creative-units",
+        type=float,
+        metavar="N",
+        help="refuse the training, before its trigger, if its dry run estimates more",
+    )
     sub.add_argument("--budget", metavar="BLOCK_NAME", help="a saved ScenarioBudget block the training counts against")
     judge = "judge the trained LoRA against the production LoRA of the same name; promote it only if better"
     sub.add_argument("--promote", action="store_true", help=judge)

@@ -176,9 +176,18 @@ class TrainingOptions(BaseModel):
 
 # A fleet job sets these per job; the fleet sets the others once for all its jobs.
 JOB_FIELDS = frozenset(
-    {"parameters", "captions", "caption_prefix", "strict_preflight", "min_dataset_score", "idempotency_key", "force",
-     "max_creative_units", "dataset"}
-)  # fmt: skip
+    {
+        "parameters",
+        "captions",
+        "caption_prefix",
+        "strict_preflight",
+        "min_dataset_score",
+        "idempotency_key",
+        "force",
+        "max_creative_units",
+        "dataset",
+    }
+)
 RUN_FIELDS = frozenset(TrainingOptions.model_fields) - JOB_FIELDS
 
 

@@ -9,8 +9,8 @@ Scenario's API has no idempotency parameter (its blender-plugin calls the SDK wi
   that key in Prefect name their model (one ``get-bulk``, no listing); only when Prefect
   knows the key but not its model (a crash between the create and the tag), or knows
   nothing (no flow run context), it reads the newest models of the project, a bounded
-  number of pages (the API filters private models by tag on no endpoint, §3 of the
-  SDK's ``models.list``): never a scan of the project;
+  number of pages (the API filters private models by tag on no endpoint: the
+  SDK's ``models.list`` parameters): never a scan of the project;
 - images are recognised by the content hash in their name
   (:attr:`prefect_scenario.dataset.images.PreparedImage.wire_name`).
 

@@ -187,10 +187,13 @@ async def set_scenario_training_pairs(
             images.setdefault(image_identity(image), image)
     found = await upload_images(resolved, model_id, list(images.values()), concurrency)
     body = [
-        {"sourceId": found[image_identity(p.before)], "targetId": found[image_identity(p.after)],
-         "instruction": p.instruction}
+        {
+            "sourceId": found[image_identity(p.before)],
+            "targetId": found[image_identity(p.after)],
+            "instruction": p.instruction,
+        }
         for p in pairs
-    ]  # fmt: skip
+    ]
     async with resolved.get_client() as client:
         return (await client.set_training_pairs(model_id, body)).count
 
@@ -276,9 +279,12 @@ async def _train_when_a_slot_frees(
                     waited_seconds=slot_timeout_seconds,
                 ) from None
             message = f"waiting for a training slot: {limit} of {limit} in use"
-            run_logger().info("%s (plan limit %s); checking again in %.0fs, or once a training of this fleet ends",
-                              message, exc.action_name,
-                              min(poll_policy.slot_check, remaining))  # fmt: skip
+            run_logger().info(
+                "%s (plan limit %s); checking again in %.0fs, or once a training of this fleet ends",
+                message,
+                exc.action_name,
+                min(poll_policy.slot_check, remaining),
+            )
             if reporter.model is None:  # its name keys the training's one card (a read, on this path only)
                 reporter.model = await client.get_model(model_id)
             await reporter.note(message)

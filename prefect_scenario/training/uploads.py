@@ -61,9 +61,13 @@ async def _upload_missing(
             raise InvalidImageError(f"{image.source} has no bytes to upload", source=image.source)
         identity = image_identity(image)
         send = functools.partial(
-            client.add_training_image, model_id, name=image.wire_name, data=data,
-            mime_type=image.mime_type or "image/png", reconcile=functools.partial(landed, identity),
-        )  # fmt: skip
+            client.add_training_image,
+            model_id,
+            name=image.wire_name,
+            data=data,
+            mime_type=image.mime_type or "image/png",
+            reconcile=functools.partial(landed, identity),
+        )
         del data
         async with limit:
             found[identity] = (await send()).id

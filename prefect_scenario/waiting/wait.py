@@ -234,9 +234,13 @@ async def wait_for_scenario_training(
         reporter = ProgressReporter.for_training(model_id)
         try:
             model = await wait_until_terminal(
-                client, model_id, timeout_seconds=timeout_seconds, policy=poll_policy, on_update=reporter.update,
+                client,
+                model_id,
+                timeout_seconds=timeout_seconds,
+                policy=poll_policy,
+                on_update=reporter.update,
                 log=run_logger().info,
-            )  # fmt: skip
+            )
         except TrainingTimeout:
             if cancel_on_timeout:
                 await cancel_after_timeout(client, [model_id])
@@ -269,9 +273,13 @@ async def wait_for_scenario_trainings(
     async with resolved.get_client() as client:
         try:
             return await wait_until_all_terminal(
-                client, model_ids, timeout_seconds=timeout_seconds, policy=poll_policy, on_update=reporter.update,
+                client,
+                model_ids,
+                timeout_seconds=timeout_seconds,
+                policy=poll_policy,
+                on_update=reporter.update,
                 log=run_logger().info,
-            )  # fmt: skip
+            )
         except TrainingTimeout:
             if cancel_on_timeout:
                 await cancel_after_timeout(client, reporter.pending())

@@ -22,7 +22,7 @@ resumed run emits again is the same event: the Prefect server keeps one.
 
 The watcher resumes directly, through the API, rather than through an automation: one
 call whose outcome it logs, no event-to-action delay (5–10 s measured on a self-hosted
-server, PREFECT-NOTES), and nothing to keep in step with the tags.
+server with Prefect 3.9; docs/design.md), and nothing to keep in step with the tags.
 :func:`settle_model` is the same work for one model, for the webhook receiver.
 
 Example:
@@ -239,9 +239,10 @@ class _Cycle:
             if run.state == StateType.CANCELLING.value:
                 # Its process ended when it suspended: no worker will finish the cancellation.
                 await self.prefect.set_flow_run_state(
-                    run.id, Cancelled(message="cancelled while suspended; its Scenario training was cancelled"),
+                    run.id,
+                    Cancelled(message="cancelled while suspended; its Scenario training was cancelled"),
                     force=True,
-                )  # fmt: skip
+                )
             await set_run_tags(run.id, remove=[WAITING_TAG])
             self.report.forgotten.append(str(run.id))
 

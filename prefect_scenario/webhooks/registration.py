@@ -175,8 +175,7 @@ async def register_webhook(
     owned = client is None
     client = client or credentials.get_client()
     try:
-        plan = plan_registration(public_url, block, await client.list_webhook_endpoints(),
-                                 project_id=client.project_id)  # fmt: skip
+        plan = plan_registration(public_url, block, await client.list_webhook_endpoints(), project_id=client.project_id)
         if not plan.create and block is not None:
             log.info("webhook endpoint %s at %s is registered already", plan.keep, block.redacted_url())
             return Registration(block, block_name, created=False)

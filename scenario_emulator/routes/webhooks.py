@@ -9,7 +9,7 @@
 ``GET    …/webhook-endpoints/{endpointId}/events``     ``{"webhookEvents": [...]}``, oldest first
 =====================================================  ======================================
 
-What Scenario states (§14 of the reference): ``url`` must be an absolute http(s) URL,
+What Scenario states (scenario-sdk 2.4.0's webhook-endpoint resources): ``url`` must be an absolute http(s) URL,
 ``enabledEvents`` takes ``["*"]`` for all, the creation answer carries the ``secret``
 once only, deliveries are listed per endpoint with ``status`` and ``attempts``. The
 answer envelopes (``webhookEndpoint``, ``webhookEndpoints``, ``webhookEvents``) are the

@@ -3,7 +3,7 @@
 A trigger refused for good releases its reservation; a trigger whose outcome is unknown
 keeps counting until the ledger settles it from the model (one get-bulk); a reservation left
 by a crashed run is settled the same way once its run can no longer trigger. The gate's
-clock is moved (``gate.utc_now``), never waited for.
+clock is moved (``charge.utc_now``), never waited for.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from prefect_scenario.api.client import ScenarioClient
 from prefect_scenario.exceptions import APIConnectionError, BudgetExceeded, RateLimitError, TrainingTimeout
-from prefect_scenario.spend import gate
+from prefect_scenario.spend import charge, gate
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.spend.decisions import LedgerEntry
 from prefect_scenario.spend.ledger import read_entries, write_entry
@@ -43,7 +43,7 @@ class Clock:
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The gate's clock, fixed at noon UTC today (so moving it never changes the ledger's day)."""
     fixed = Clock(datetime.combine(datetime.now(UTC).date(), time(12), tzinfo=UTC))
-    monkeypatch.setattr(gate, "utc_now", lambda: fixed.now)
+    monkeypatch.setattr(charge, "utc_now", lambda: fixed.now)  # the ledger's one clock
     return fixed
 
 

@@ -25,7 +25,7 @@ from prefect.flow_runs import resume_flow_run
 from prefect.settings import PREFECT_API_URL
 
 from prefect_scenario.exceptions import BudgetExceeded, ConfigurationError
-from prefect_scenario.reporting import artifact_key
+from prefect_scenario.reporting import ProgressReporter
 from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.spend.gate import today_utc
 from prefect_scenario.spend.ledger import LEDGER_ARTIFACT_KEY, read_entries
@@ -87,7 +87,7 @@ async def test_a_refused_training_ends_its_progress_card_with_the_refusal(fast_e
         await train(fast_emulator, project(), "card", 4, max_creative_units=100)
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-    key = artifact_key("scenario-training", str(raised.value.model_id))
+    key = ProgressReporter.for_training(str(raised.value.model_id), "card").key
     async with get_client() as prefect:
         (card,) = await prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
     assert str(card.description).startswith("card: refused: training refused before any upload")
@@ -249,7 +249,8 @@ async def test_the_ledger_artifact_lists_the_training_and_holds_no_secret(fast_e
     async with get_client() as prefect:
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-        wanted = {LEDGER_ARTIFACT_KEY, "scenario-ledger-summary", artifact_key("scenario-training", result.model_id)}
+        card = ProgressReporter.for_training(result.model_id, "shown").key
+        wanted = {LEDGER_ARTIFACT_KEY, "scenario-ledger-summary", card}
         artifacts = await prefect.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=sorted(wanted)))
         )
@@ -264,7 +265,7 @@ async def test_the_ledger_artifact_lists_the_training_and_holds_no_secret(fast_e
         "104",
         "spent",
     )
-    (progress,) = [a for a in artifacts if a.key == artifact_key("scenario-training", result.model_id)]
+    (progress,) = [a for a in artifacts if a.key == card]
     assert (progress.data, progress.description) == (100, "shown: trained")  # not left at the estimate's 0 %
     assert KEY not in text and SECRET not in text
 

@@ -259,7 +259,7 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api() -> Non
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.settings import PREFECT_API_URL
 
-    from prefect_scenario.reporting import artifact_key
+    from prefect_scenario.reporting import ProgressReporter
     from tests.prefect_api import arequest
 
     config = EmulatorConfig(api_key=KEY, api_secret=SECRET, queue_seconds=0.05, start_seconds=0.05, train_seconds=600)
@@ -277,7 +277,7 @@ async def test_artifacts_and_events_are_visible_through_the_prefect_api() -> Non
         )
         progress = await prefect.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[artifact_key("scenario-training", result.model_id)])
+                key=ArtifactFilterKey(any_=[ProgressReporter.for_training(result.model_id, "Visible Hero").key])
             )
         )
         score = await prefect.read_artifacts(
@@ -321,7 +321,9 @@ async def test_a_low_dataset_score_refuses_to_train_before_spending(fast_emulato
     async with get_client() as prefect:
         (table,) = await prefect.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=[artifact_key("scenario-dataset-score", raised.value.model_id or "")])
+                key=ArtifactFilterKey(
+                    any_=[artifact_key("scenario-dataset-score", "", model_id=raised.value.model_id or "")]
+                )
             )
         )
     assert "Width and height must be larger than 1024" in str(table.data)
