@@ -21,14 +21,13 @@ from prefect_scenario.api.models import (
     BaseModelRecord,
     Collection,
     CostEstimate,
-    Job,
     Model,
     ModelPage,
     QualityGateResult,
     RenderAsset,
     RenderResult,
 )
-from prefect_scenario.api.paths import job_segment, model_path, opaque_segment
+from prefect_scenario.api.paths import model_path, opaque_segment
 from prefect_scenario.exceptions import NotFoundError
 
 __all__ = ["BULK_CHUNK", "RenderingEndpoints"]
@@ -84,11 +83,6 @@ class RenderingEndpoints(HttpSeam):
             return RenderResult.model_validate(data)
 
         return await self._send_once("POST /generate/custom/{id}", send, reconcile)
-
-    async def get_render_job(self, job_id: str) -> Job:
-        """``GET /jobs/{id}`` with the id percent-encoded."""
-        data = await self._request("GET", f"/jobs/{job_segment(job_id)}", route="GET /jobs/{id}", idempotent=True)
-        return Job.model_validate(data["job"])
 
     async def get_assets(self, asset_ids: Iterable[str], *, chunk: int = BULK_CHUNK) -> list[RenderAsset]:
         """``POST /assets/get-bulk``, ``chunk`` ids a request; unknown ids are left out."""

@@ -145,7 +145,7 @@ async def _submit(client: Any, model_id: str, base_id: str, flight: _Flight) -> 
 
 async def _poll(client: Any, flight: _Flight) -> None:
     for job_id, key in list(flight.in_flight.items()):
-        job = await client.get_render_job(job_id)
+        job = await client.get_job(job_id)
         status = (job.status or "").lower()
         if status in FAILED:
             hint = job.metadata.get("hint")

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from prefect_scenario._logging import run_logger
 from prefect_scenario.exceptions import BudgetExceeded
+from prefect_scenario.spend import charge as ledger_clock  # the ledger's one clock, as the training gate's
 from prefect_scenario.spend.block import resolve_budget
-from prefect_scenario.spend.decisions import LedgerEntry, Verdict, decide_spend
+from prefect_scenario.spend.decisions import LedgerEntry, SpendDecision, Verdict, decide_spend
 from prefect_scenario.spend.ledger import ledger_lock, read_entries, write_entry
 
 __all__ = ["charge_renders", "render_entry_id"]
@@ -53,7 +53,7 @@ async def charge_renders(
     """
     entry_id = render_entry_id(model_id, suite_digest, keys)
     resolved = await resolve_budget(budget)  # type: ignore[arg-type]
-    today = datetime.now(UTC).date()
+    today = ledger_clock.today_utc()
     options = {
         "estimate": total,
         "today": today,
@@ -64,25 +64,12 @@ async def charge_renders(
     if resolved is None:
         made = decide_spend([], limits=None, **options)  # type: ignore[arg-type]
         if made.verdict is not Verdict.ALLOW:
-            raise BudgetExceeded(
-                f"evaluation renders refused: {made.reason}",
-                model_id=model_id,
-                limit=made.limit,
-                limit_units=made.limit_units,
-                estimate=total,
-            )
+            raise _refused(made, model_id, total)
         return
     async with ledger_lock(project):
         made = decide_spend(await read_entries(project, today), limits=resolved.limits(), **options)  # type: ignore[arg-type]
         if made.verdict is not Verdict.ALLOW:  # a pause is a refusal here: renders wait for no one
-            raise BudgetExceeded(
-                f"evaluation renders refused: {made.reason}",
-                model_id=model_id,
-                limit=made.limit,
-                limit_units=made.limit_units,
-                spent=made.spent,
-                estimate=total,
-            )
+            raise _refused(made, model_id, total)
         entry = LedgerEntry(
             id=entry_id,
             day=today.isoformat(),
@@ -91,8 +78,19 @@ async def charge_renders(
             estimate=total,
             actual=total,
             status="spent",
-            at=datetime.now(UTC).isoformat(),
+            at=ledger_clock.utc_now().isoformat(),
             note=f"evaluation renders, suite {suite_digest}",
         )
         await write_entry(project, entry)
     run_logger().info("Charged %g creative units of evaluation renders to the budget", total)
+
+
+def _refused(made: SpendDecision, model_id: str, total: float) -> BudgetExceeded:
+    return BudgetExceeded(
+        f"evaluation renders refused: {made.reason}",
+        model_id=model_id,
+        limit=made.limit,
+        limit_units=made.limit_units,
+        spent=made.spent,
+        estimate=total,
+    )

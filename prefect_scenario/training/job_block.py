@@ -169,9 +169,8 @@ class ScenarioTraining(JobBlock[TrainingResult]):
         """
         credentials = await resolve_credentials(self.credentials)
         # The trigger returns once the training started; with promote, fetch_result judges it.
-        values = {name: getattr(self, name) for name in BLOCK_OPTIONS}
-        options = build_options(**values, wait="poll")  # checked as the flows check them
-        options = options.model_copy(update={"wait": False, "promote": False})
+        values = {name: getattr(self, name) for name in BLOCK_OPTIONS - {"promote"}}
+        options = build_options(**values, wait=False)
         request = TrainingRequest(
             self.name,
             self.training_type,

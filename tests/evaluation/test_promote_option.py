@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from prefect_scenario import EvaluationOptions, ScenarioLoRA, TrainingResult, train_lora
+from prefect_scenario import EvaluationOptions, ScenarioLoRA, ScenarioTraining, TrainingResult, train_lora
 from prefect_scenario.evaluation.block import block_name
 from prefect_scenario.exceptions import ConfigurationError
 from scenario_emulator import EmulatorServer
@@ -80,3 +81,29 @@ def test_promote_without_waiting_is_refused_before_any_request(fast_emulator: Em
     with pytest.raises(ConfigurationError, match="promote needs the training's end"):
         _train(fast_emulator, "proj_x", "hero", 3, promote=True, wait=False)
     assert fast_emulator.requests() == []
+
+
+def test_the_job_block_judges_the_trained_lora_once_in_fetch_result(
+    fast_emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    dataset = f"block-{uuid.uuid4().hex[:6]}"
+    paths = []
+    for i, image in enumerate(images(SEED + 1)):
+        (tmp_path / f"{i}.png").write_bytes(image)
+        paths.append(str(tmp_path / f"{i}.png"))
+    training = ScenarioTraining(
+        credentials=credentials_for(fast_emulator, project_id=f"proj_{uuid.uuid4().hex[:10]}"),
+        name="hero-block",
+        training_type="flux.2-dev-lora",
+        images=paths,
+        dataset=dataset,
+        promote=True,
+    )
+    run = training.trigger()
+    run.wait_for_completion()
+    result = run.fetch_result()
+    assert result.evaluation is not None and result.evaluation.outcome == "promoted"
+    renders = len([r for r in fast_emulator.requests() if r["path"].startswith("/v1/generate/custom/")])
+    assert renders > 0 and run.fetch_result() is result  # judged once: a second fetch renders nothing
+    assert len([r for r in fast_emulator.requests() if r["path"].startswith("/v1/generate/custom/")]) == renders
+    assert ScenarioLoRA.load(block_name(dataset)).model_id == result.model_id
