@@ -84,7 +84,7 @@ from prefect_scenario.tags import idempotency_tag
 from prefect_scenario.training.flows import TrainingResult, train_edit_lora, train_lora
 from prefect_scenario.training.judging import judge_training
 from prefect_scenario.training.options import build_options
-from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, DEFAULT_TIMEOUT_SECONDS, PollPolicy
 from prefect_scenario.waiting.suspension import WaitMode
 
 __all__ = [
@@ -220,7 +220,7 @@ async def retrain_from_s3(
     model_name: str | None = None,
     expected_manifest_digest: str | None = None,
     wait: WaitMode = "poll",
-    timeout_seconds: float = 4 * 3600,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     upload_concurrency: int = 4,
     force: bool = False,
     poll_policy: PollPolicy = DEFAULT_POLICY,

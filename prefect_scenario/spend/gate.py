@@ -66,6 +66,11 @@ __all__ = [
 ]
 
 
+# How long a training waits for a budget's slot before it gives up without triggering;
+# as long as the default wait for a training, so a full slot frees within it.
+DEFAULT_SLOT_TIMEOUT = 4 * 3600.0
+
+
 @dataclass(frozen=True)
 class SpendPlan:
     """What the gate needs to know of a training: checked limits, the loaded budget, its ledger names."""
@@ -74,7 +79,7 @@ class SpendPlan:
     fleet: str | None = None
     max_creative_units: float | None = None
     budget: ScenarioBudget | None = None
-    slot_timeout: float = 4 * 3600
+    slot_timeout: float = DEFAULT_SLOT_TIMEOUT
 
     @property
     def limited(self) -> bool:
@@ -88,7 +93,7 @@ async def prepare_spend(
     max_creative_units: float | None,
     budget: ScenarioBudget | str | None,
     fleet: str | None = None,
-    slot_timeout: float = 4 * 3600,
+    slot_timeout: float = DEFAULT_SLOT_TIMEOUT,
 ) -> SpendPlan:
     """Check the spend options and load the budget block, before any request to Scenario.
 

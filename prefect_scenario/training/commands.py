@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prefect_scenario.waiting.polling import DEFAULT_TIMEOUT_SECONDS
+
 __all__ = ["Bar", "add_training_arguments", "spend_options", "train", "train_edit"]
 
 
@@ -34,7 +36,7 @@ def add_training_arguments(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a training parameter")
     sub.add_argument("--params-file", type=Path, help="training parameters as a JSON object")
     sub.add_argument("--no-wait", action="store_true", help="return once the training started")
-    sub.add_argument("--timeout", type=float, default=4 * 3600, help="seconds to wait (then cancel)")
+    sub.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_SECONDS, help="seconds to wait (then cancel)")
     sub.add_argument("--force", action="store_true", help="train again even if this dataset already trained")
     sub.add_argument("--min-dataset-score", type=float, help="refuse to train below this dataset score")
     sub.add_argument(

@@ -32,7 +32,7 @@ from prefect_scenario.evaluation.options import EvaluationOptions
 from prefect_scenario.exceptions import ConfigurationError, InvalidInputError
 from prefect_scenario.spend.block import ScenarioBudget, check_units
 from prefect_scenario.validation import check_text, clean_name, optional_finite, positive_int, positive_seconds
-from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, DEFAULT_TIMEOUT_SECONDS, PollPolicy
 from prefect_scenario.waiting.suspension import WaitMode, parse_wait
 
 __all__ = [
@@ -46,9 +46,6 @@ __all__ = [
     "options_from",
 ]
 
-# Scenario's trainings take minutes to a few hours (scenario-sdk 2.4.0 polls them without a
-# bound); four hours waits for the longest types while still cancelling a stuck one the same day.
-DEFAULT_TIMEOUT_SECONDS = 4 * 3600.0
 MAX_UPLOAD_CONCURRENCY = 16
 # Not stated by the API; a trigger word and a few style words fit many times over.
 MAX_PREFIX_LENGTH = 500

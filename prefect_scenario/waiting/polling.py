@@ -53,6 +53,9 @@ class PollPolicy:
 
 
 DEFAULT_POLICY = PollPolicy()
+# Scenario's trainings take minutes to a few hours (scenario-sdk 2.4.0 polls them without a
+# bound); four hours waits for the longest types while still cancelling a stuck one the same day.
+DEFAULT_TIMEOUT_SECONDS = 4 * 3600.0
 
 
 def is_terminal(status: str) -> bool:

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypedDict, Unpack
 
 from prefect.cache_policies import NO_CACHE
@@ -46,7 +47,7 @@ from prefect_scenario.reporting import (
     describe_progress,
     emit_training_event,
 )
-from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy, next_poll_delay
+from prefect_scenario.waiting.polling import DEFAULT_POLICY, DEFAULT_TIMEOUT_SECONDS, PollPolicy, next_poll_delay
 
 __all__ = [
     "cancel_after_timeout",
@@ -212,13 +213,26 @@ async def cancel_after_timeout(client: ScenarioClient, model_ids: Sequence[str])
         emit_training_event(EVENT_CANCELED, await client.get_model(model_id), {"reason": "timeout"})
 
 
+@asynccontextmanager
+async def _cancelled_on_timeout(
+    client: ScenarioClient, pending: Callable[[], Sequence[str]], cancel: bool
+) -> AsyncIterator[None]:
+    """Let a :class:`TrainingTimeout` through, first cancelling what is still pending if ``cancel``."""
+    try:
+        yield
+    except TrainingTimeout:
+        if cancel:
+            await cancel_after_timeout(client, pending())
+        raise
+
+
 @scenario_task(
     name="scenario-wait-for-training", task_run_name="scenario-wait-for-training-{model_id}", **_WAIT_OPTIONS
 )
 async def wait_for_scenario_training(
     credentials: ScenarioCredentials | None,
     model_id: str,
-    timeout_seconds: float = 4 * 3600,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     cancel_on_timeout: bool = True,
     poll_policy: PollPolicy = DEFAULT_POLICY,
 ) -> Model:
@@ -232,19 +246,9 @@ async def wait_for_scenario_training(
     resolved = await resolve_credentials(credentials)
     async with resolved.get_client() as client:
         reporter = ProgressReporter.for_training(model_id)
-        try:
-            model = await wait_until_terminal(
-                client,
-                model_id,
-                timeout_seconds=timeout_seconds,
-                policy=poll_policy,
-                on_update=reporter.update,
-                log=run_logger().info,
-            )
-        except TrainingTimeout:
-            if cancel_on_timeout:
-                await cancel_after_timeout(client, [model_id])
-            raise
+        knobs = WaitKnobs(policy=poll_policy, on_update=reporter.update, log=run_logger().info)
+        async with _cancelled_on_timeout(client, lambda: [model_id], cancel_on_timeout):
+            model = await wait_until_terminal(client, model_id, timeout_seconds=timeout_seconds, **knobs)
         return await finish(client, model)
 
 
@@ -252,7 +256,7 @@ async def wait_for_scenario_training(
 async def wait_for_scenario_trainings(
     credentials: ScenarioCredentials | None,
     model_ids: list[str],
-    timeout_seconds: float = 4 * 3600,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     cancel_on_timeout: bool = True,
     poll_policy: PollPolicy = DEFAULT_POLICY,
     n: int = 0,
@@ -271,16 +275,6 @@ async def wait_for_scenario_trainings(
     resolved = await resolve_credentials(credentials)
     reporter = FleetReporter(model_ids, key=artifact_key("scenario-fleet", f"{len(model_ids)}-models"))
     async with resolved.get_client() as client:
-        try:
-            return await wait_until_all_terminal(
-                client,
-                model_ids,
-                timeout_seconds=timeout_seconds,
-                policy=poll_policy,
-                on_update=reporter.update,
-                log=run_logger().info,
-            )
-        except TrainingTimeout:
-            if cancel_on_timeout:
-                await cancel_after_timeout(client, reporter.pending())
-            raise
+        knobs = WaitKnobs(policy=poll_policy, on_update=reporter.update, log=run_logger().info)
+        async with _cancelled_on_timeout(client, reporter.pending, cancel_on_timeout):
+            return await wait_until_all_terminal(client, model_ids, timeout_seconds=timeout_seconds, **knobs)
