@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid5
@@ -92,14 +93,36 @@ def terminal_event_id(event: str, model: Model) -> UUID | None:
     return uuid5(_TERMINAL_EVENTS_NAMESPACE, f"{event}:{model.id}:{model.job_id or ''}")
 
 
+# Prefect's events worker keys its in-flight events by id, so a second event with the same id
+# sent by one process fails in that worker with an ERROR line ("Service 'EventsWorker' failed to
+# process item"). A process sends each terminal event once; the server drops the other senders'.
+_SENT_TERMINAL_IDS: OrderedDict[UUID, None] = OrderedDict()
+_SENT_TERMINAL_IDS_KEPT = 10_000
+
+
+def _first_send(event_id: UUID | None) -> bool:
+    if event_id is None:
+        return True
+    if event_id in _SENT_TERMINAL_IDS:
+        return False
+    _SENT_TERMINAL_IDS[event_id] = None
+    if len(_SENT_TERMINAL_IDS) > _SENT_TERMINAL_IDS_KEPT:
+        _SENT_TERMINAL_IDS.popitem(last=False)
+    return True
+
+
 def emit_training_event(event: str, model: Model, payload: Mapping[str, Any] | None = None) -> None:
-    """Emit ``event`` about ``model``; monitoring never breaks a training."""
+    """Emit ``event`` about ``model`` (a terminal event once per process); monitoring never breaks a training."""
+    event_id = terminal_event_id(event, model)
+    if not _first_send(event_id):
+        _log.debug("%s for %s already sent by this process", event, model.id)
+        return
     try:
         emit_event(
             event=event,
             resource=model_resource(model.id, name=model.name, training_type=model.type),
             payload={"status": model.status, **(payload or {})},
-            id=terminal_event_id(event, model),
+            id=event_id,
         )
     except Exception as exc:
         _log.warning("could not emit %s for %s: %s", event, model.id, type(exc).__name__)

@@ -155,3 +155,20 @@ def test_every_reporter_of_one_training_writes_the_same_short_named_card() -> No
     assert named.key == from_model.key == "scenario-training-hero-uawhf8"
     with pytest.raises(ValueError, match="a key or a model id"):
         ProgressReporter()
+
+
+def test_a_process_sends_each_terminal_event_once_and_every_other_event_each_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prefect's events worker fails with an ERROR line on a second in-flight event of one id.
+    sent: list[tuple[str, UUID | None]] = []
+    monkeypatch.setattr(reporting, "emit_event", lambda *, event, id, **_: sent.append((event, id)))
+    ended = Model.model_validate({"id": f"model_{uuid4().hex}", "status": "trained", "jobId": "job_1"})
+    for _ in range(3):
+        reporting.emit_training_event(reporting.EVENT_COMPLETED, ended)
+        reporting.emit_training_event(reporting.EVENT_PROGRESS, ended)
+    again = ended.model_copy(update={"job_id": "job_2"})  # a second training of the same model
+    reporting.emit_training_event(reporting.EVENT_COMPLETED, again)
+    completed = [i for e, i in sent if e == reporting.EVENT_COMPLETED]
+    assert len(completed) == 2 and len(set(completed)) == 2 and None not in completed
+    assert [e for e, _ in sent].count(reporting.EVENT_PROGRESS) == 3
