@@ -109,6 +109,10 @@ def _type_rows(training_type: str) -> list[str]:
     return rows
 
 
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+
+
 def summary_markdown(
     model: Model,
     *,
@@ -136,8 +140,9 @@ def summary_markdown(
     if cost is not None:
         lines.append(f"| Cost | {cost:g} creative units |")
     if phases:
-        lines.append(f"| Duration | {sum(phases.values()):.0f} s |")
-        lines += [f"| &nbsp;&nbsp;{name} | {seconds:.0f} s |" for name, seconds in phases.items()]
+        # One row: Prefect's markdown artifacts show HTML entities (an indent) literally.
+        each = ", ".join(f"{name} {_seconds(seconds)}" for name, seconds in phases.items())
+        lines.append(f"| Duration | {_seconds(sum(phases.values()))} ({each}) |")
     safe = {k: v for k, v in parameters.items() if k != "wandbKey"}
     if safe:
         lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]

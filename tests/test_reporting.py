@@ -104,7 +104,8 @@ def test_the_summary_shows_score_phases_cost_and_a_labelled_grid() -> None:
         phases={"upload": 3.2, "queue": 12.0, "training": 40.4},
     )
     assert "| Dataset score | 0.82 |" in text and "| Cost | 118 creative units |" in text
-    assert "| Duration | 56 s |" in text and "training | 40 s |" in text
+    assert "| Duration | 56 s (upload 3.2 s, queue 12 s, training 40 s) |" in text
+    assert "&" not in text  # the artifact page shows HTML entities literally
     lines = text.splitlines()
     first = lines.index("**a hero, full body**")
     assert lines[first + 2] == "| epoch 1 | epoch 2 |"
