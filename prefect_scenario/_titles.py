@@ -10,16 +10,31 @@ Example:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-__all__ = ["field_title"]
+__all__ = ["field_title", "wire_field_title"]
 
-_ACRONYMS = {"api": "API", "aws": "AWS", "url": "URL", "id": "ID", "ids": "IDs", "s3": "S3"}
+_ACRONYMS = {"wandb": "W&B", "api": "API", "aws": "AWS", "url": "URL", "id": "ID", "ids": "IDs", "s3": "S3"}
 
 
 def field_title(name: str, info: Any) -> str:
     """The title of field ``name``: its words in sentence case, acronyms in capitals."""
-    words = [_ACRONYMS.get(word, word) for word in name.split("_") if word]
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    words = [_ACRONYMS.get(word, word) for word in snake.split("_") if word]
     if words and words[0] not in _ACRONYMS.values():
         words[0] = words[0].capitalize()
     return " ".join(words)
+
+
+def wire_field_title(name: str, info: Any) -> str:
+    """The title of a field sent under another name: its title, then the API's name for it.
+
+    Example:
+        >>> from pydantic.fields import FieldInfo
+        >>> wire_field_title("nb_epochs", FieldInfo(alias="nbEpochs")), wire_field_title("wandbKey", FieldInfo())
+        ('Nb epochs (nbEpochs)', 'W&B key (wandbKey)')
+    """
+    wire = getattr(info, "alias", None) or name
+    title = field_title(name, info)
+    return f"{title} ({wire})" if "_" not in wire and wire != wire.lower() else title

@@ -35,6 +35,7 @@ from pydantic import (
     field_validator,
 )
 
+from prefect_scenario._titles import wire_field_title
 from prefect_scenario.exceptions import InvalidDatasetError, InvalidParametersError, InvalidTrainingTypeError
 
 __all__ = [
@@ -217,7 +218,9 @@ class TrainingParameters(BaseModel):
         {'learningRate': 0.0001, 'nbEpochs': 8, 'samplePrompts': ['a hero']}
     """
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, field_title_generator=wire_field_title
+    )
 
     learning_rate: float | None = Field(None, alias="learningRate", ge=0.00001, le=0.001, allow_inf_nan=False)
     rank: int | None = Field(None, ge=2, le=128)

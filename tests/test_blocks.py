@@ -106,3 +106,35 @@ def test_every_block_field_has_a_title_and_a_description_in_the_ui_form(block: t
     # An acronym keeps its case in the form: "API key", "AWS credentials", not "Api Key", "Aws Credentials".
     titles = [field["title"] for field in schema["properties"].values()]
     assert not [t for t in titles if re.search(r"\b(Api|Aws|Url|Id)\b", t)], titles
+
+
+
+def test_the_training_block_s_nested_forms_title_their_fields_in_sentence_case() -> None:
+    # Pydantic titles a field from its alias ("Nbepochs" for nbEpochs); the forms show the words
+    # and, for a parameter, the API's name for it.
+    from prefect_scenario._titles import field_title
+
+    definitions = prefect_scenario.ScenarioTraining.model_json_schema()["definitions"]
+    for model in ("TrainingParameters", "EvaluationOptions"):
+        for name, field in definitions[model]["properties"].items():
+            words = field_title(name, None)  # camelCase split as snake_case
+            assert field["title"].partition(" (")[0] == words, (model, name, field["title"])
+
+
+def test_the_blocks_catalog_gets_the_package_s_five_blocks_and_no_generic_base() -> None:
+    # A Prefect server registers every Block class in the client's registry (its block
+    # auto-registration); a parametrized `JobBlock[...]` base used to show up as a card of its own.
+    from prefect.utilities.dispatch import get_registry_for_type
+
+    ours = {
+        slug: cls.__module__
+        for slug, cls in (get_registry_for_type(Block) or {}).items()
+        if cls.__module__.startswith("prefect_scenario") or "[" in cls.__name__
+    }
+    assert sorted(ours) == [
+        "scenario-budget",
+        "scenario-credentials",
+        "scenario-lora",
+        "scenario-training",
+        "scenario-webhook",
+    ], ours

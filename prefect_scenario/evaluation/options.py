@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prefect_scenario._titles import field_title
+
 __all__ = ["DEFAULT_MARGIN", "MIN_POLL_SECONDS", "EvaluationOptions", "Review"]
 
 # Scenario's clients never poll a job faster than every 2 s (quick-start "every 2-3 seconds",
@@ -28,7 +30,7 @@ Review = Literal["never", "uncertain", "always"]
 class EvaluationOptions(BaseModel):
     """How an evaluation renders, scores, decides and pays."""
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, field_title_generator=field_title)
 
     base_model_id: str | None = Field(None, description="The base to render through (None: from the type).")
     margin: float = Field(DEFAULT_MARGIN, ge=0, description="Mean paired score gain needed to promote.")
