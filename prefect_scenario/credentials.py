@@ -16,8 +16,9 @@ from prefect_scenario.exceptions import ConfigurationError
 
 __all__ = ["ScenarioCredentials", "resolve_aws_credentials", "resolve_credentials"]
 
-# The repository's docs/logo.png (a 64 px square), served by GitHub.
-LOGO_URL = "https://raw.githubusercontent.com/prefect-scenario/prefect-scenario/main/docs/logo.png"
+# No logo: the blocks' card shows Prefect's own placeholder rather than a broken image. A logo
+# URL is set here once the project has a public home that serves docs/logo.png (a 64 px square).
+LOGO_URL: str | None = None
 DOCUMENTATION_URL = "https://github.com/prefect-scenario/prefect-scenario#readme"
 
 

@@ -22,10 +22,9 @@ class TestScenarioCredentialsStandards(BlockStandardTestSuite):
         return ScenarioCredentials
 
     def test_has_a_valid_image(self, block: type[Block]) -> None:
-        # The standard test downloads the logo; this machine is offline, so check the
-        # file the URL serves from the repository instead: same path, square, sized.
-        url = str(block._logo_url)
-        assert url.startswith("https://") and url.endswith("/docs/logo.png")
+        # No logo URL until the project has a public home that serves it (a URL that does not
+        # resolve is a broken image in the Blocks page); the logo it will serve is checked.
+        assert block._logo_url is None
         with Image.open(ROOT / "docs" / "logo.png") as logo:
             assert logo.width == logo.height and 1000 > logo.width > 45
 
