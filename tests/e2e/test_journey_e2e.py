@@ -81,6 +81,11 @@ def test_the_readme_recipe_trains_one_lora_through_the_suspended_deployment(tmp_
             assert {"progress", "markdown"} <= kinds, artifacts
             (progress,) = [a for a in artifacts if a["type"] == "progress"]
             assert progress["data"] == 100.0
+            # The run's own log in the UI: a normal suspension reads INFO, and nothing reads ERROR.
+            logs = server.post("/logs/filter", {"logs": {"flow_run_id": {"any_": [run]}}, "limit": 200})
+            assert not [entry["message"] for entry in logs if entry["level"] >= 40], logs
+            suspended = [e for e in logs if e["message"].startswith("Finished in state Suspended")]
+            assert suspended and {e["level"] for e in suspended} == {20}, logs
         finally:
             for process in background:
                 stop_process(process, grace=15)
