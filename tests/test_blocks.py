@@ -107,7 +107,6 @@ def test_every_block_field_has_a_title_and_a_description_in_the_ui_form(block: t
     assert not [t for t in titles if re.search(r"\b(Api|Aws|Url|Id)\b", t)], titles
 
 
-
 def test_the_training_block_s_nested_forms_title_their_fields_in_sentence_case() -> None:
     # Pydantic titles a field from its alias ("Nbepochs" for nbEpochs); the forms show the words
     # and, for a parameter, the API's name for it.
