@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
@@ -22,10 +21,8 @@ class TestScenarioLoRAStandards(BlockStandardTestSuite):
         return ScenarioLoRA
 
     def test_has_a_valid_image(self, block: type[Block]) -> None:
-        # Offline: check the file the logo URL serves from the repository.
-        assert str(block._logo_url).endswith("/docs/logo.png")
-        with Image.open(ROOT / "docs" / "logo.png") as logo:
-            assert logo.width == logo.height
+        # No logo URL until the project has a public home (tests/test_blocks.py checks the file).
+        assert block._logo_url is None
 
 
 def test_flow_and_task_names_say_scenario() -> None:

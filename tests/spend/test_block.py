@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
 from prefect.blocks.core import Block
 from prefect.testing.standard_test_suites import BlockStandardTestSuite
 
@@ -20,11 +19,8 @@ class TestScenarioBudgetStandards(BlockStandardTestSuite):
         return ScenarioBudget
 
     def test_has_a_valid_image(self, block: type[Block]) -> None:
-        # Offline machine: check the file the logo URL serves from the repository instead.
-        url = str(block._logo_url)
-        assert url.startswith("https://") and url.endswith("/docs/logo.png")
-        with Image.open(ROOT / "docs" / "logo.png") as logo:
-            assert logo.width == logo.height
+        # No logo URL until the project has a public home (tests/test_blocks.py checks the file).
+        assert block._logo_url is None
 
 
 def test_the_limits_carry_the_settings() -> None:
