@@ -79,7 +79,18 @@ def test_the_quick_start_as_a_plain_script_prints_a_trained_model(
 
 
 @pytest.mark.usefixtures("prefect_harness")
-@pytest.mark.parametrize(("where", "code"), OTHER_BLOCKS, ids=[name for name, _ in OTHER_BLOCKS])
+def _judges(code: str) -> bool:
+    return "promote=True" in code or "evaluate_and_promote(" in code
+
+
+# A block that judges retrains trains and renders several LoRAs (~40 s): `make test` runs it, `make check` not.
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [
+        pytest.param(where, code, id=where, marks=[pytest.mark.e2e] if _judges(code) else [])
+        for where, code in OTHER_BLOCKS
+    ],
+)
 def test_every_other_block_runs(
     where: str, code: str, fast_emulator: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,3 +105,5 @@ def test_every_other_block_runs(
     assert "trained" in printed.getvalue()
     if "promote=True" in code:  # the judging example: the first LoRA is promoted, the overcooked one kept out
         assert "10 trained promoted" in printed.getvalue() and "60 trained rejected" in printed.getvalue()
+    if "ScenarioLoRA.load(" in code:  # downstream flows read production from the block
+        assert "production: model_" in printed.getvalue()

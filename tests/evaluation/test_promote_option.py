@@ -55,6 +55,7 @@ def _true_quality(server: EmulatorServer, model_id: str) -> float:
     return float(answer.json()["trueQuality"])
 
 
+@pytest.mark.e2e  # three trainings with renders and judging (~50 s): `make test` runs it, `make check` not
 def test_a_worse_retrain_is_kept_out_and_a_better_one_promoted(fast_emulator: EmulatorServer) -> None:
     project, dataset = f"proj_{uuid.uuid4().hex[:10]}", f"hero-{uuid.uuid4().hex[:6]}"
     best, worse = _epochs()

@@ -240,6 +240,7 @@ async def test_s3_captions_and_sidecar_captions_become_descriptions(
     assert captions["img-003.png"] == "pose 3"
 
 
+@pytest.mark.e2e  # four trainings with renders and judging (~50 s): `make test` runs it, `make check` not
 async def test_retrain_with_promote_keeps_a_worse_lora_out_and_promotes_a_better_one(
     s3_client: Any, moto_endpoint: str, fast_emulator: EmulatorServer
 ) -> None:
