@@ -16,43 +16,24 @@ from typing import Any
 from prefect_aws import AwsCredentials
 
 from prefect_scenario._dispatch import scenario_flow
-from prefect_scenario.catalog import TrainingParameters
 from prefect_scenario.credentials import ScenarioCredentials
 from prefect_scenario.dataset.images import ImageSource, PairSource
-from prefect_scenario.evaluation.options import EvaluationOptions
-from prefect_scenario.spend.block import ScenarioBudget
 from prefect_scenario.training.cancellation import run_hooks
-from prefect_scenario.training.options import DEFAULT_TIMEOUT_SECONDS, document_options, options_from
+from prefect_scenario.training.options import build_options, option_parameters
 from prefect_scenario.training.pipeline import TrainingRequest, TrainingResult, run_training
-from prefect_scenario.waiting.polling import DEFAULT_POLICY, PollPolicy
-from prefect_scenario.waiting.suspension import WaitMode
 
 __all__ = ["TrainingResult", "train_edit_lora", "train_lora"]
 
 
 @scenario_flow(name="scenario-train-lora", flow_run_name="scenario-train-lora-{name}", **run_hooks())
-@document_options()
+@option_parameters()
 async def train_lora(
     name: str,
     training_type: str,
     images: list[ImageSource],
     credentials: ScenarioCredentials | None = None,
-    captions: dict[str, str] | None = None,
-    caption_prefix: str | None = None,
-    parameters: TrainingParameters | dict[str, Any] | None = None,
-    wait: WaitMode = "poll",
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    idempotency_key: str | None = None,
-    force: bool = False,
-    min_dataset_score: float | None = None,
-    upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
-    poll_policy: PollPolicy = DEFAULT_POLICY,
-    strict_preflight: bool = False,
-    max_creative_units: float | None = None,
-    budget: ScenarioBudget | str | None = None,
-    dataset: str | None = None,
-    promote: bool | EvaluationOptions = False,
+    **options: Any,
 ) -> TrainingResult:
     """Train a standard LoRA: create the model, upload the images, train, wait.
 
@@ -101,35 +82,26 @@ async def train_lora(
         >>> asyncio.run(main())
         'trained'
     """
-    # The flow's parameters that are options, by name (tests/training/test_options.py holds them equal).
-    options = options_from(locals())
     request = TrainingRequest(
-        name, training_type, options, credentials=credentials, images=images, aws_credentials=aws_credentials
+        name,
+        training_type,
+        build_options(**options),
+        credentials=credentials,
+        images=images,
+        aws_credentials=aws_credentials,
     )
     return await run_training(request)
 
 
 @scenario_flow(name="scenario-train-edit-lora", flow_run_name="scenario-train-edit-lora-{name}", **run_hooks())
-@document_options(exclude=frozenset({"captions", "caption_prefix"}))
+@option_parameters(exclude=frozenset({"captions", "caption_prefix"}))
 async def train_edit_lora(
     name: str,
     training_type: str,
     pairs: list[PairSource | dict[str, Any]],
     credentials: ScenarioCredentials | None = None,
-    parameters: TrainingParameters | dict[str, Any] | None = None,
-    wait: WaitMode = "poll",
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    idempotency_key: str | None = None,
-    force: bool = False,
-    min_dataset_score: float | None = None,
-    upload_concurrency: int = 4,
     aws_credentials: AwsCredentials | None = None,
-    poll_policy: PollPolicy = DEFAULT_POLICY,
-    strict_preflight: bool = False,
-    max_creative_units: float | None = None,
-    budget: ScenarioBudget | str | None = None,
-    dataset: str | None = None,
-    promote: bool | EvaluationOptions = False,
+    **options: Any,
 ) -> TrainingResult:
     """Train an edit LoRA from before/after pairs, each with an instruction.
 
@@ -158,9 +130,12 @@ async def train_edit_lora(
         ...                 credentials=credentials).pairs
         3
     """
-    # The flow's parameters that are options, by name (tests/training/test_options.py holds them equal).
-    options = options_from(locals())
     request = TrainingRequest(
-        name, training_type, options, credentials=credentials, pairs=pairs, aws_credentials=aws_credentials
+        name,
+        training_type,
+        build_options(**options),
+        credentials=credentials,
+        pairs=pairs,
+        aws_credentials=aws_credentials,
     )
     return await run_training(request)

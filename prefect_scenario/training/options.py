@@ -2,10 +2,11 @@
 
 The flows (``train_lora``, ``train_edit_lora``), a fleet's :class:`~prefect_scenario.TrainingJob`,
 the :class:`~prefect_scenario.ScenarioTraining` block, ``retrain_from_s3`` and the CLI all build a
-``TrainingOptions``; the flows keep explicit parameters so Prefect's UI shows each one in its
-form, and a test checks that every flow parameter, job field, block field and CLI option
-agrees with the model (as prefect-dbt's ``TriggerJobRunOptions`` and prefect-aws's
-``ECSVariables`` state a job's settings in one model).
+``TrainingOptions``. The flows get one parameter per option from it
+(:func:`option_parameters`), so Prefect's UI shows each one in its form, and a test checks
+that every flow parameter, job field, block field and CLI option agrees with the model (as
+prefect-dbt's ``TriggerJobRunOptions`` and prefect-aws's ``ECSVariables`` state a job's
+settings in one model).
 
 Everything here is checked when the options are built, before any request: a non-finite or
 non-positive timeout, a NaN score threshold, a zero limit, an unknown wait mode.
@@ -22,7 +23,8 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -41,9 +43,8 @@ __all__ = [
     "RUN_FIELDS",
     "TrainingOptions",
     "build_options",
-    "document_options",
     "option_field",
-    "options_from",
+    "option_parameters",
 ]
 
 MAX_UPLOAD_CONCURRENCY = 16
@@ -197,15 +198,6 @@ def option_field(name: str) -> Any:
     return Field(field.default, description=field.description)
 
 
-def options_from(arguments: Mapping[str, Any]) -> TrainingOptions:
-    """The options among a flow's arguments (``locals()`` at its first line), by field name.
-
-    Only the model's fields are taken, and each is validated: a flow's other arguments (the
-    name, the dataset, the credentials) are not options.
-    """
-    return build_options(**{name: value for name, value in arguments.items() if name in TrainingOptions.model_fields})
-
-
 def build_options(**values: Any) -> TrainingOptions:
     """``TrainingOptions`` from keyword values, a validation error as one :class:`ConfigurationError`.
 
@@ -231,19 +223,36 @@ def build_options(**values: Any) -> TrainingOptions:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def document_options(*, exclude: frozenset[str] = frozenset()) -> Callable[[F], F]:
-    """Write the options' ``Args`` lines into a flow's docstring, where it says ``{options}``.
+def option_parameters(*, exclude: frozenset[str] = frozenset()) -> Callable[[F], F]:
+    """Make a flow body's ``**options`` the options' parameters: its signature and ``Args`` lines.
 
-    The descriptions are the model's, so the flows, the block and the docs say the same; Prefect
-    reads the docstring for the descriptions in a deployment's parameter form.
+    Prefect reads a flow's parameters from ``inspect.signature``, which honours ``__signature__``
+    (Python's docs, ``inspect.signature``): the deployment form, the binding of a call and the
+    validation of its values all see one parameter per option, with the model's type, default
+    and description, in the model's order after the body's own parameters. So a flow states
+    only its dataset and credentials, and the options are declared once, in
+    :class:`TrainingOptions`. The descriptions go where the docstring says ``{options}``; Prefect
+    reads them for the form.
+
+    Example:
+        >>> @option_parameters(exclude=frozenset(TrainingOptions.model_fields) - {"force"})
+        ... async def body(name: str, **options: Any) -> None:
+        ...     "        {options}"
+        >>> inspect.signature(body)
+        <Signature (name: str, *, force: bool = False)>
+        >>> body.__doc__.strip()
+        'force: Train again even if an identical dataset already trained.'
     """
 
     def decorate(fn: F) -> F:
-        lines = [
-            f"        {name}: {field.description}"
-            for name, field in TrainingOptions.model_fields.items()
-            if name not in exclude
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+        fields = {name: field for name, field in TrainingOptions.model_fields.items() if name not in exclude}
+        options = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=field.default, annotation=field.annotation)
+            for name, field in fields.items()
         ]
+        fn.__signature__ = inspect.Signature([*own, *options])  # type: ignore[attr-defined]
+        lines = [f"        {name}: {field.description}" for name, field in fields.items()]
         fn.__doc__ = (fn.__doc__ or "").replace("        {options}", "\n".join(lines))
         return fn
 

@@ -8,6 +8,9 @@ import math
 from typing import Any
 
 import pytest
+from prefect.exceptions import ParameterBindError
+from prefect.utilities.callables import parameter_schema
+from pydantic import TypeAdapter
 
 from prefect_scenario import ScenarioTraining, TrainingJob, retrain_from_s3, train_edit_lora, train_lora
 from prefect_scenario.exceptions import ConfigurationError
@@ -33,6 +36,26 @@ def test_a_training_flow_takes_every_option_with_its_default(flow: Any, left_out
     defaults = _defaults(flow)
     assert set(defaults) == set(OPTIONS) - left_out
     assert {n: d for n, d in defaults.items()} == {n: OPTIONS[n].default for n in defaults}
+
+
+@pytest.mark.parametrize("flow", [train_lora, train_edit_lora], ids=["train_lora", "train_edit_lora"])
+def test_prefect_shows_each_option_in_the_form_with_the_models_type_default_and_description(flow: Any) -> None:
+    schema = parameter_schema(flow.fn)
+    for name in _defaults(flow):
+        shown = schema.properties[name]
+        assert shown["description"] == OPTIONS[name].description
+        assert shown.get("default") == TypeAdapter(OPTIONS[name].annotation).dump_python(
+            OPTIONS[name].default, mode="json"
+        )
+    assert schema.properties["wait"]["anyOf"][0]["enum"] == ["poll", "suspend"]
+    assert set(schema.required or []) == {"name", "training_type", "images" if flow is train_lora else "pairs"}
+
+
+def test_an_option_a_flow_does_not_take_is_refused_by_prefect_before_the_body_runs() -> None:
+    # train_edit_lora has no captions (edit pairs carry an instruction each): Prefect's own
+    # binding refuses it, as it refused an explicit signature's unknown keyword.
+    with pytest.raises(ParameterBindError, match="captions"):
+        train_edit_lora(name="n", training_type="qwen-image-edit-2511-lora", pairs=[], captions={})
 
 
 @pytest.mark.parametrize("flow", [train_lora, train_edit_lora], ids=["train_lora", "train_edit_lora"])
