@@ -114,15 +114,7 @@ async def train_edit_lora(
         aws_credentials: as for :func:`train_lora`.
         {options}
 
-    Returns:
-        The :class:`TrainingResult`.
-
-    Raises:
-        InvalidInputError: bad input, before any request.
-        DatasetPreflightError: the dataset preflight refused it, before any request.
-        TrainingFailed: the training failed.
-        TrainingTimeout: it did not end in time (it was cancelled).
-        BudgetExceeded: ``max_creative_units`` or the budget refused the training.
+    Returns and raises as :func:`train_lora`.
 
     Example:
         >>> pairs = [(before, after, "make the background a snowy forest") for before, after in hero_pairs]

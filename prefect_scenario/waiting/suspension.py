@@ -185,13 +185,20 @@ def resumed_record() -> WaitRecord | None:
     return WaitRecord.from_tags(context.flow_run.tags)
 
 
-async def set_run_tags(flow_run_id: Any, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
-    """Add and remove tags of a flow run (read from the server first, so no tag is lost)."""
+async def set_run_tags(
+    flow_run_id: Any, *, add: Iterable[str] = (), remove: Iterable[str] = (), current: Sequence[str] | None = None
+) -> list[str]:
+    """Add and remove tags of a flow run; the tags it has now.
+
+    ``current`` is the run's tags as the caller knows them (its own run's context); without it
+    they are read from the server first, so no tag another process wrote is lost.
+    """
     async with get_client() as prefect:
-        current = list((await prefect.read_flow_run(flow_run_id)).tags)
+        if current is None:
+            current = list((await prefect.read_flow_run(flow_run_id)).tags)
         dropped = set(remove) - set(add)
         tags = [t for t in dict.fromkeys([*current, *add]) if t not in dropped]
-        if tags != current:
+        if tags != list(current):
             await prefect.update_flow_run(flow_run_id, tags=tags)
     return tags
 
@@ -210,7 +217,10 @@ async def suspend_for(record: WaitRecord, *, alongside: Callable[[], Awaitable[o
     assert context is not None and context.flow_run is not None
     # A stale deadline, cost or score from an earlier suspension is replaced, not kept twice.
     stale = [t for t in context.flow_run.tags if t.startswith((DEADLINE_TAG_PREFIX, COST_TAG_PREFIX, SCORE_TAG_PREFIX))]
-    writing = set_run_tags(context.flow_run.id, add=record.tags(), remove=stale)
+    # The run's own tags, as its context holds them (Prefect read them when the run started and
+    # every tag write of this process updates them): no read first, one request fewer between
+    # the trigger and the suspension, under load the larger part of the seconds held.
+    writing = set_run_tags(context.flow_run.id, add=record.tags(), remove=stale, current=context.flow_run.tags)
     if alongside is None:
         tags = await writing
     else:
