@@ -313,8 +313,8 @@ async def _start(
                 credentials, model.id, run.params, options.timeout_seconds, options.poll_policy
             )
     # The actual cost replaces the reservation in the ledger. A run about to suspend writes
-    # it alongside its wait record and publishes the ledger artifacts once resumed: its
-    # process is held while Scenario trains only for those two writes.
+    # it while Prefect takes the suspension and publishes the ledger artifacts once resumed:
+    # its process is held while Scenario trains only for the wait record's write.
     ledger_write: Callable[[], Awaitable[None]] | None = None
     if options.mode == "suspend" and can_suspend():
         ledger_write = functools.partial(spend.record, answer, publish=False)

@@ -206,9 +206,12 @@ async def set_run_tags(
 async def suspend_for(record: WaitRecord, *, alongside: Callable[[], Awaitable[object]] | None = None) -> None:
     """Record ``record`` on the current flow run and suspend it (this process then ends).
 
-    ``alongside`` (the ledger write after a trigger) runs at the same time as the tag write:
-    the seconds between a trigger and the suspension are the seconds the run's process (its
-    pod) is held while Scenario trains, and the two are independent Prefect API calls.
+    The seconds between a trigger and the suspension are the seconds the run's process (its
+    pod) is held while Scenario trains, and on a busy Prefect server each API call takes
+    seconds: only the record is written before the suspension is asked for (a run is never
+    ``PAUSED`` without it, or nothing would resume it). ``alongside`` (the trigger's ledger
+    write, independent of both) runs while Prefect takes the suspension, and this process
+    ends only once it is done.
 
     Raises:
         prefect.exceptions.Pause: always (Prefect's signal that ends the run's process).
@@ -220,11 +223,7 @@ async def suspend_for(record: WaitRecord, *, alongside: Callable[[], Awaitable[o
     # The run's own tags, as its context holds them (Prefect read them when the run started and
     # every tag write of this process updates them): no read first, one request fewer between
     # the trigger and the suspension, under load the larger part of the seconds held.
-    writing = set_run_tags(context.flow_run.id, add=record.tags(), remove=stale, current=context.flow_run.tags)
-    if alongside is None:
-        tags = await writing
-    else:
-        tags, _ = await asyncio.gather(writing, alongside())
+    tags = await set_run_tags(context.flow_run.id, add=record.tags(), remove=stale, current=context.flow_run.tags)
     context.flow_run.tags = tags
     timeout = max(1, math.ceil(record.remaining())) + SUSPEND_GRACE_SECONDS
     run_logger().info(
@@ -236,7 +235,12 @@ async def suspend_for(record: WaitRecord, *, alongside: Callable[[], Awaitable[o
     _quiet_suspension()
     # A fresh key each time: Prefect refuses a pause key it has seen before (its rule for a
     # flow re-run from the top), and a run resumed early suspends again for the same training.
-    await asuspend_flow_run(timeout=timeout, key=f"scenario-wait-{uuid.uuid4().hex[:12]}")
+    beside = asyncio.ensure_future(alongside()) if alongside is not None else None
+    try:
+        await asuspend_flow_run(timeout=timeout, key=f"scenario-wait-{uuid.uuid4().hex[:12]}")
+    finally:
+        if beside is not None:
+            await beside
 
 
 class SuspensionIsNotAnError(logging.Filter):

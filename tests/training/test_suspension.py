@@ -232,3 +232,47 @@ def test_the_deadline_tag_is_a_date_and_a_run_suspended_by_0_2_0_is_still_read()
     assert "scenario-deadline:2027-01-15T08:00:00Z" in record.tags()
     legacy = ["scenario-waiting", "scenario-deadline:1800000000", "scenario-model:model_a", "psc-k"]
     assert WaitRecord.from_tags(legacy) == record == WaitRecord.from_tags(record.tags())
+
+
+async def test_the_record_is_written_before_the_suspension_and_the_ledger_write_while_prefect_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+
+    from prefect import flow
+
+    from prefect_scenario.waiting import suspension
+
+    order: list[str] = []
+    asked = asyncio.Event()
+
+    class Suspended(Exception):  # stands in for Prefect's Pause, which only a deployment run gets
+        pass
+
+    async def write_tags(run_id: Any, *, add: Any = (), remove: Any = (), current: Any = None) -> list[str]:
+        assert current is not None  # the run's own tags: no read before the write
+        order.append("record written")
+        return [*current, *add]
+
+    async def suspend(**_: Any) -> None:
+        order.append("suspension asked")
+        asked.set()
+        raise Suspended
+
+    async def ledger() -> None:
+        # It ends only once the suspension was asked for: written before it, this would never end;
+        # and the process must still wait for it after Prefect took the suspension.
+        await asked.wait()
+        order.append("ledger written")
+
+    monkeypatch.setattr(suspension, "set_run_tags", write_tags)
+    monkeypatch.setattr(suspension, "asuspend_flow_run", suspend)
+
+    @flow
+    async def suspending() -> list[str]:
+        record = WaitRecord(model_ids=("model_1",), keys=("k",), deadline=time.time() + 600)
+        with pytest.raises(Suspended):
+            await asyncio.wait_for(suspension.suspend_for(record, alongside=ledger), 60)
+        return list(order)
+
+    assert await suspending() == ["record written", "suspension asked", "ledger written"]
