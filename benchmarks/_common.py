@@ -452,6 +452,17 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
+def p95(values: Sequence[float]) -> float:
+    """The 95th percentile (inclusive: within the values measured); the value itself for one.
+
+    >>> p95([float(v) for v in range(1, 21)])
+    19.05
+    """
+    if len(values) == 1:
+        return float(values[0])
+    return float(statistics.quantiles(values, n=20, method="inclusive")[18])
+
+
 def _fmt(value: float | None, digits: int = 3) -> str:
     if value is None:
         return "–"
