@@ -478,6 +478,7 @@ def run() -> list[dict[str, Any]]:
     idle_runs, per_cycle_runs = idle_watcher_runs()
     sent, per_model = _requests_per_cycle()
     case = f"{TRAININGS} × {TRAINING_SECONDS:g} s"
+    webhook_case = pick(f"{TRAININGS} suspended runs", "1 stand-in run")
     stand_in = "smoke: wait=False stands in for suspend, no engine" if SMOKE else "real engine, 2 process workers"
     rows = [
         Row("suspend", case, "worker-seconds held while Scenario trains", "s", measured["suspend_waiting"],
@@ -491,11 +492,11 @@ def run() -> list[dict[str, Any]]:
             note="the watcher service (prefect-scenario watch); baseline: the old flow run per cycle"),
         Row("suspend", case, "resume lag after the end (watcher)", "s", measured["lag"], None, WATCH_INTERVAL + 1.0,
             on_ratio=False, note=f"median; service every {WATCH_INTERVAL:g} s, goal ≤ interval + 1 s (one call)"),
-        Row("suspend", pick(f"{TRAININGS} suspended runs", "1 stand-in run"), "resume lag after the end (webhook)", "s",
-            median(webhook_lags), None, 1.0, on_ratio=False,
+        Row("suspend", webhook_case, "resume lag after the end (webhook)", "s", median(webhook_lags), None, 1.0,
+            on_ratio=False,
             note="median; the emulator's delivery, the receiver's hint (settle_model), no watcher"),
-        Row("suspend", pick(f"{TRAININGS} suspended runs", "1 stand-in run"), "resume lag after the end (webhook), p95",
-            "s", p95(webhook_lags), None, 1.5, on_ratio=False, note="95th percentile of the same runs"),
+        Row("suspend", webhook_case, "resume lag after the end (webhook), p95", "s", p95(webhook_lags), None, 1.5,
+            on_ratio=False, note="95th percentile of the same runs"),
         Row("suspend", f"{WAITING_MODELS} waiting models", "watcher requests per cycle", "req", sent, per_model, 2.0,
             on_ratio=False, note="baseline: one status read per waiting model"),
     ]  # fmt: skip

@@ -78,12 +78,12 @@ def test_the_quick_start_as_a_plain_script_prints_a_trained_model(
     assert model_id.startswith("model_") and status == "trained"
 
 
-@pytest.mark.usefixtures("prefect_harness")
 def _judges(code: str) -> bool:
     return "promote=True" in code or "evaluate_and_promote(" in code
 
 
 # A block that judges retrains trains and renders several LoRAs (~40 s): `make test` runs it, `make check` not.
+@pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.parametrize(
     ("where", "code"),
     [

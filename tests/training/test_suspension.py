@@ -7,6 +7,7 @@ with a resumed run (the e2e test suspends and resumes for real, through workers)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,11 +15,12 @@ import uuid
 from typing import Any
 
 import pytest
-from prefect import tags
+from prefect import flow, tags
 from prefect.exceptions import ParameterTypeError
 
 from prefect_scenario import exceptions as exc
 from prefect_scenario.training.flows import train_lora
+from prefect_scenario.waiting import suspension
 from prefect_scenario.waiting.suspension import WaitRecord, parse_wait
 from scenario_emulator import EmulatorConfig, EmulatorServer
 from tests.flow_fixtures import FAST_POLL, KEY, SECRET, credentials_for
@@ -237,12 +239,6 @@ def test_the_deadline_tag_is_a_date_and_a_run_suspended_by_0_2_0_is_still_read()
 async def test_the_record_is_written_before_the_suspension_and_the_ledger_write_while_prefect_takes_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import asyncio
-
-    from prefect import flow
-
-    from prefect_scenario.waiting import suspension
-
     order: list[str] = []
     asked = asyncio.Event()
 
