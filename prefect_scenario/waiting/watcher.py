@@ -23,7 +23,8 @@ resumed run emits again is the same event: the Prefect server keeps one.
 The watcher resumes directly, through the API, rather than through an automation: one
 call whose outcome it logs, no event-to-action delay (5–10 s measured on a self-hosted
 server with Prefect 3.9; docs/design.md), and nothing to keep in step with the tags.
-:func:`settle_model` is the same work for one model, for the webhook receiver.
+:func:`settle_model` is the same work for one model; the webhook receiver runs it kept warm
+(:mod:`prefect_scenario.waiting.hints`).
 
 Example:
     >>> from prefect_scenario.api.models import Model
@@ -40,12 +41,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import (
@@ -73,12 +75,14 @@ __all__ = [
     "DEFAULT_WATCH_INTERVAL",
     "Action",
     "Decision",
+    "ScenarioClients",
     "WaitingRun",
     "WatchReport",
     "decide",
     "find_waiting_runs",
     "scenario_training_watcher",
     "settle_model",
+    "settle_runs",
     "watch_once",
 ]
 
@@ -191,13 +195,27 @@ async def find_waiting_runs(
         offset += _PAGE
 
 
+class ScenarioClients(Protocol):
+    """Scenario clients kept open by a long-lived process, by saved credentials block (None: the default)."""
+
+    async def client(self, credentials_block: str | None) -> ScenarioClient: ...
+
+
 @dataclass
 class _Cycle:
-    """The I/O of one cycle: the Prefect client, the Scenario clients by credentials, the report."""
+    """The I/O of one cycle: the Prefect client, the Scenario clients by credentials, the report.
+
+    ``clients``: open clients to use (the webhook receiver's); None opens one per credentials
+    for the cycle. ``resume_only``: act on resumes only and keep the other runs in ``skipped``
+    (runs known from a cached list, whose tags may have changed since it was read).
+    """
 
     prefect: PrefectClient
     default: ScenarioCredentials
     report: WatchReport = field(default_factory=WatchReport)
+    clients: ScenarioClients | None = None
+    resume_only: bool = False
+    skipped: list[WaitingRun] = field(default_factory=list)
 
     async def credentials_for(self, run: WaitingRun) -> ScenarioCredentials:
         if run.credentials_block is None:
@@ -205,6 +223,14 @@ class _Cycle:
         loaded = await ScenarioCredentials.aload(run.credentials_block)
         assert isinstance(loaded, ScenarioCredentials)
         return loaded
+
+    @contextlib.asynccontextmanager
+    async def client_for(self, run: WaitingRun) -> AsyncIterator[ScenarioClient]:
+        if self.clients is not None:
+            yield await self.clients.client(run.credentials_block)
+            return
+        async with (await self.credentials_for(run)).get_client() as client:
+            yield client
 
     async def read(self, client: ScenarioClient, model_ids: Iterable[str]) -> dict[str, Model]:
         ids = list(dict.fromkeys(model_ids))
@@ -261,13 +287,14 @@ class _Cycle:
         for run in runs:
             by_credentials.setdefault(run.credentials_block, []).append(run)
         for group in by_credentials.values():
-            credentials = await self.credentials_for(group[0])
-            async with credentials.get_client() as client:
+            async with self.client_for(group[0]) as client:
                 models = await self.read(client, (m for run in group for m in run.record.model_ids))
                 now = time.time()
                 for run in group:
                     decision = decide(run, models, now)
-                    if decision.action is not Action.WAIT:
+                    if self.resume_only and decision.action not in (Action.WAIT, Action.RESUME):
+                        self.skipped.append(run)
+                    elif decision.action is not Action.WAIT:
                         await self.act(client, run, decision, models)
         return self.report
 
@@ -294,8 +321,34 @@ async def settle_model(model_id: str, credentials: ScenarioCredentials | str | N
         runs = await find_waiting_runs(prefect, model_id=model_id, states=(StateType.PAUSED,))
         if not runs:
             return WatchReport()
-        cycle = _Cycle(prefect, await resolve_credentials(credentials))
-        return await cycle.settle(runs)
+        report, _ = await settle_runs(prefect, runs, await resolve_credentials(credentials))
+        return report
+
+
+async def settle_runs(
+    prefect: PrefectClient,
+    runs: list[WaitingRun],
+    default: ScenarioCredentials,
+    *,
+    clients: ScenarioClients | None = None,
+    resume_only: bool = False,
+) -> tuple[WatchReport, list[WaitingRun]]:
+    """Read the models of ``runs`` (one get-bulk per 50 per credentials) and act on each; what was done.
+
+    Args:
+        prefect: an open Prefect client.
+        runs: the waiting runs to settle.
+        default: the credentials of runs that name no saved block.
+        clients: open Scenario clients to use (a long-lived process's); None opens them for this call.
+        resume_only: take no action but a resume (for runs from a cached list: their tags may
+            have changed since it was read, and a cancel must rest on a fresh read of Prefect).
+
+    Returns:
+        The report, and the runs left alone because of ``resume_only``.
+    """
+    cycle = _Cycle(prefect, default, clients=clients, resume_only=resume_only)
+    report = await cycle.settle(runs)
+    return report, cycle.skipped
 
 
 @scenario_flow(name="scenario-training-watcher", flow_run_name="scenario-training-watcher")

@@ -5,7 +5,7 @@ Scenario states neither the payload shape nor the signature scheme of its webhoo
 generate webhook signatures"). So **a delivery is only a hint, never acted on by its
 content alone**: the receiver pulls model ids out of it and calls ``on_hint(model_id)``,
 which re-reads that model over the authenticated API and resumes the run waiting for it
-(:func:`prefect_scenario.waiting.watcher.settle_model`, the watcher's own code). A
+(:class:`~prefect_scenario.waiting.hints.HintSettler`: the watcher's code, kept warm). A
 forged delivery can at worst make the receiver look at a model; a lost one is caught by
 the watcher, which stays the fallback.
 
@@ -48,7 +48,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from prefect_scenario.credentials import ScenarioCredentials
-from prefect_scenario.waiting.watcher import WatchReport, settle_model
+from prefect_scenario.waiting.hints import HintSettler
+from prefect_scenario.waiting.watcher import WatchReport
 from prefect_scenario.webhooks.block import TRAINING_EVENTS, ScenarioWebhook
 from prefect_scenario.webhooks.gate import DEFAULT_COOLDOWN_SECONDS, HintGate
 
@@ -61,7 +62,6 @@ __all__ = [
     "build_receiver",
     "event_kind",
     "extract_model_ids",
-    "settle_hint",
 ]
 
 MAX_BODY_BYTES = 64 * 1024
@@ -171,7 +171,7 @@ class WebhookReceiver:
         path: the secret delivery path (``/scenario/<token>``); ``/<token>`` is also accepted,
             for a reverse proxy that strips the prefix.
         on_hint: called with a model id, in the background; it must re-read the model
-            (the default, from :func:`build_receiver`, is the watcher's ``settle_model``).
+            (the default, from :func:`build_receiver`, is a :class:`HintSettler`).
         cooldown_seconds: the least time between two hints for one model.
         max_body_bytes: larger bodies are refused with 413.
         max_in_flight: hints running at once; more wait their turn.
@@ -327,9 +327,13 @@ class WebhookReceiver:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if isinstance(self.on_hint, HintSettler):
+                    await self.on_hint.start()  # its index is read before the first delivery
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.drain()
+                if isinstance(self.on_hint, HintSettler):
+                    await self.on_hint.aclose()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -366,15 +370,6 @@ async def _answer(
     await send({"type": "http.response.body", "body": raw})
 
 
-def settle_hint(credentials: ScenarioCredentials) -> Hint:
-    """The default ``on_hint``: the watcher's ``settle_model``, bound to ``credentials``."""
-
-    async def hint(model_id: str) -> object:
-        return await settle_model(model_id, credentials)
-
-    return hint
-
-
 def build_receiver(
     webhook: ScenarioWebhook,
     credentials: ScenarioCredentials,
@@ -387,7 +382,7 @@ def build_receiver(
     Args:
         webhook: the block :func:`~prefect_scenario.webhooks.registration.register_webhook` saved.
         credentials: the credentials hints re-read models with.
-        on_hint: replaces the watcher's ``settle_model`` (tests count requests with it).
+        on_hint: replaces the default :class:`HintSettler` (tests count requests with it).
         options: :class:`WebhookReceiver` keywords (``cooldown_seconds``, ``max_body_bytes``, ...).
 
     Example:
@@ -397,4 +392,4 @@ def build_receiver(
         WebhookReceiver(cooldown_seconds=30.0)
     """
     path = urlsplit(webhook.endpoint_url()).path
-    return WebhookReceiver(path, on_hint or settle_hint(credentials), **options)
+    return WebhookReceiver(path, on_hint or HintSettler(credentials), **options)

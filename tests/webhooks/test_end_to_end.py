@@ -47,8 +47,9 @@ async def test_the_default_hint_resumes_the_suspended_run_of_a_delivered_model(
     from prefect.client.orchestration import get_client
 
     from prefect_scenario.credentials import ScenarioCredentials
+    from prefect_scenario.waiting.hints import HintSettler
     from prefect_scenario.waiting.suspension import WaitRecord
-    from prefect_scenario.webhooks.receiver import settle_hint
+    from prefect_scenario.waiting.watcher import WatchReport
     from tests.emulator_fixtures import EMULATOR_KEY, EMULATOR_SECRET
     from tests.training.test_watcher import start_training, suspended_run
 
@@ -60,14 +61,15 @@ async def test_the_default_hint_resumes_the_suspended_run_of_a_delivered_model(
     webhook = await ScenarioWebhook.aload("hooks-e2e-resume")
     assert isinstance(webhook, ScenarioWebhook)
     reports = CountingHint()
-    settle = settle_hint(credentials)
 
-    async def hint(model_id: str) -> object:
-        report = await settle(model_id)
-        reports.outcomes.append(report)
-        return await reports(model_id)
+    class Recording(HintSettler):  # the default hint, its reports kept; the receiver starts and closes it
+        async def __call__(self, model_id: str) -> WatchReport:
+            report = await super().__call__(model_id)
+            reports.outcomes.append(report)
+            await reports(model_id)
+            return report
 
-    with serve(build_receiver(webhook, credentials, on_hint=hint), sock):
+    with serve(build_receiver(webhook, credentials, on_hint=Recording(credentials)), sock):
         model_id = await start_training(credentials, "resumed-by-webhook")
         async with get_client() as prefect:
             deadline = emulator_server.app.now() + 3600

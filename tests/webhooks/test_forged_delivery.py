@@ -1,7 +1,7 @@
 """A forged ``completed`` 3 s before the real end, no watcher: the real delivery still resumes the run at once.
 
 The receiver (in process, Prefect's test server, the emulator) runs the default hint, the
-watcher's ``settle_model``. Time moves on the emulator's clock and the gate's, never by sleeping.
+watcher's code kept warm (``HintSettler``). Time moves on the emulator's clock and the gate's, never by sleeping.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 
+from prefect_scenario.waiting.hints import HintSettler
 from prefect_scenario.waiting.suspension import WaitRecord
 from prefect_scenario.waiting.watcher import WatchReport
-from prefect_scenario.webhooks.receiver import WebhookReceiver, settle_hint
+from prefect_scenario.webhooks.receiver import WebhookReceiver
 from scenario_emulator import EmulatorServer
 from tests.flow_fixtures import credentials_for
 from tests.training.test_watcher import bulk_reads, slow_emulator, start_training, state_of, suspended_run
@@ -34,7 +35,7 @@ async def test_a_forged_delivery_costs_one_read_and_never_delays_the_real_one(sl
     released = asyncio.Event()
     deferred: list[float] = []
     reports: asyncio.Queue[WatchReport] = asyncio.Queue()
-    settle = settle_hint(creds)
+    settle = HintSettler(creds)
 
     async def hint(hinted: str) -> object:
         report = await settle(hinted)
@@ -69,5 +70,6 @@ async def test_a_forged_delivery_costs_one_read_and_never_delays_the_real_one(sl
         assert (await state_of(prefect, run_id))[0] is StateType.SCHEDULED
         released.set()  # the superseded re-check reads nothing
         await receiver.drain()
+        await settle.aclose()
     assert bulk_reads(slow_emulator) == 2 and reports.empty()
     assert lag <= 5.0, f"the real delivery resumed its run {lag:.2f}s after it came"  # loose: a loaded CI machine
