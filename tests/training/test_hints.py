@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
 import pytest
 from prefect.client.orchestration import PrefectClient
@@ -26,135 +28,110 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 __all__ = ["prefect", "slow_emulator"]  # fixtures shared with test_watcher.py
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
+@dataclass
+class Setting:
+    """The hint under test, its clock, the emulator, and the per-model queries it asked Prefect."""
 
-    def __call__(self) -> float:
-        return self.now
+    prefect: PrefectClient
+    emulator: EmulatorServer
+    hint: HintSettler
+    now: list[float] = field(default_factory=lambda: [100.0])
+    queries: list[str | None] = field(default_factory=list)
+
+    async def waiting_run(self, name: str, seconds: float = 600) -> tuple[str, UUID]:
+        """A training under way and a suspended run waiting for it (deadline ``seconds`` away)."""
+        model_id = await start_training(credentials_for(self.emulator), name)
+        record = WaitRecord(model_ids=(model_id,), keys=(), deadline=time.time() + seconds)
+        return model_id, await suspended_run(self.prefect, record)
 
 
 @pytest.fixture
-async def settler(slow_emulator: EmulatorServer) -> AsyncIterator[tuple[HintSettler, Clock]]:
-    clock = Clock()
-    settler = HintSettler(credentials_for(slow_emulator), index_seconds=10.0, clock=clock)
-    yield settler, clock
-    await settler.aclose()
-
-
-@pytest.fixture
-def queries(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
-    """The model id of each per-model query the hint asks Prefect (None: the index's read of all)."""
-    asked: list[str | None] = []
-    real = find_waiting_runs
+async def setting(
+    prefect: PrefectClient, slow_emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Setting]:
+    now = [100.0]
+    hint = HintSettler(credentials_for(slow_emulator), index_seconds=10.0, clock=lambda: now[0])
+    world = Setting(prefect, slow_emulator, hint, now)
 
     async def counting(client: PrefectClient, **options: Any) -> Any:
-        asked.append(options.get("model_id"))
-        return await real(client, **options)
+        world.queries.append(options.get("model_id"))
+        return await find_waiting_runs(client, **options)
 
     monkeypatch.setattr(hints, "find_waiting_runs", counting)
-    return asked
+    yield world
+    await hint.aclose()
 
 
-async def test_an_indexed_run_is_resumed_with_no_query_and_one_read(
-    prefect: PrefectClient,
-    slow_emulator: EmulatorServer,
-    settler: tuple[HintSettler, Clock],
-    queries: list[str | None],
-) -> None:
-    hint, _ = settler
-    model_id = await start_training(credentials_for(slow_emulator), "indexed")
-    run_id = await suspended_run(prefect, WaitRecord(model_ids=(model_id,), keys=(), deadline=time.time() + 600))
+async def test_an_indexed_run_is_resumed_with_no_query_and_one_read(setting: Setting) -> None:
+    hint, emulator = setting.hint, setting.emulator
+    model_id, run_id = await setting.waiting_run("indexed")
     assert await hint.refresh() >= 1 and [r.id for r in hint.indexed(model_id)] == [run_id]
-    queries.clear()
-    slow_emulator.app.clear_requests()
+    setting.queries.clear()
+    emulator.app.clear_requests()
 
     assert (await hint(model_id)).resumed == []  # an early or forged delivery: one read, nothing resumed
-    assert bulk_reads(slow_emulator) == 1 and queries == []
-    slow_emulator.advance_clock(601)
-    slow_emulator.app.clear_requests()
+    assert bulk_reads(emulator) == 1 and setting.queries == []
+    emulator.advance_clock(601)
+    emulator.app.clear_requests()
     report = await hint(model_id)
     assert report.resumed == [str(run_id)] and report.ended == [model_id]
-    assert bulk_reads(slow_emulator) == 1 and queries == []  # the model read, the resume: no query
-    assert (await state_of(prefect, run_id))[0] is StateType.SCHEDULED
+    assert bulk_reads(emulator) == 1 and setting.queries == []  # the model read, the resume: no query
+    assert (await state_of(setting.prefect, run_id))[0] is StateType.SCHEDULED
 
     # A replay: the resumed run left the index, Prefect says nobody waits, Scenario is not asked.
-    slow_emulator.app.clear_requests()
+    emulator.app.clear_requests()
     assert (await hint(model_id)).resumed == [] and hint.indexed(model_id) == []
-    assert slow_emulator.requests() == [] and queries == [model_id]
+    assert emulator.requests() == [] and setting.queries == [model_id]
 
 
-async def test_a_run_suspended_since_the_last_read_is_asked_of_prefect(
-    prefect: PrefectClient,
-    slow_emulator: EmulatorServer,
-    settler: tuple[HintSettler, Clock],
-    queries: list[str | None],
-) -> None:
-    hint, _ = settler
-    await hint.refresh()
-    model_id = await start_training(credentials_for(slow_emulator), "late-suspender")
-    run_id = await suspended_run(prefect, WaitRecord(model_ids=(model_id,), keys=(), deadline=time.time() + 600))
-    slow_emulator.advance_clock(601)
-    queries.clear()
-    assert (await hint(model_id)).resumed == [str(run_id)]
-    assert queries == [model_id]
+async def test_a_run_suspended_since_the_last_read_is_asked_of_prefect(setting: Setting) -> None:
+    await setting.hint.refresh()
+    model_id, run_id = await setting.waiting_run("late-suspender")
+    setting.emulator.advance_clock(601)
+    setting.queries.clear()
+    assert (await setting.hint(model_id)).resumed == [str(run_id)]
+    assert setting.queries == [model_id]
 
 
-async def test_a_stale_index_is_not_trusted(
-    prefect: PrefectClient,
-    slow_emulator: EmulatorServer,
-    settler: tuple[HintSettler, Clock],
-    queries: list[str | None],
-) -> None:
-    hint, clock = settler
-    model_id = await start_training(credentials_for(slow_emulator), "stale")
-    await suspended_run(prefect, WaitRecord(model_ids=(model_id,), keys=(), deadline=time.time() + 600))
-    await hint.refresh()
-    assert hint.indexed(model_id)
-    clock.now += 20.1  # two reads missed (Prefect unreachable, say)
-    assert hint.indexed(model_id) == []
-    queries.clear()
-    await hint(model_id)
-    assert queries == [model_id]
+async def test_a_stale_index_is_not_trusted(setting: Setting) -> None:
+    model_id, _ = await setting.waiting_run("stale")
+    await setting.hint.refresh()
+    assert setting.hint.indexed(model_id)
+    setting.now[0] += 20.1  # two reads missed (Prefect unreachable, say)
+    assert setting.hint.indexed(model_id) == []
+    setting.queries.clear()
+    await setting.hint(model_id)
+    assert setting.queries == [model_id]
 
 
-async def test_a_model_nobody_waits_for_costs_no_scenario_request(
-    slow_emulator: EmulatorServer, settler: tuple[HintSettler, Clock]
-) -> None:
-    hint, _ = settler
-    await hint.refresh()
-    slow_emulator.app.clear_requests()
-    report = await hint("model_nobody_waits_for")
+async def test_a_model_nobody_waits_for_costs_no_scenario_request(setting: Setting) -> None:
+    await setting.hint.refresh()
+    setting.emulator.app.clear_requests()
+    report = await setting.hint("model_nobody_waits_for")
     assert (report.waiting, report.bulk_requests) == (0, 0)
-    assert slow_emulator.requests() == []
+    assert setting.emulator.requests() == []
 
 
-async def test_an_indexed_run_past_its_deadline_is_left_to_the_watcher(
-    prefect: PrefectClient, slow_emulator: EmulatorServer, settler: tuple[HintSettler, Clock]
-) -> None:
-    hint, _ = settler
-    creds = credentials_for(slow_emulator)
-    model_id = await start_training(creds, "late")
-    run_id = await suspended_run(prefect, WaitRecord(model_ids=(model_id,), keys=(), deadline=time.time() - 1))
-    await hint.refresh()
-    report = await hint(model_id)
+async def test_an_indexed_run_past_its_deadline_is_left_to_the_watcher(setting: Setting) -> None:
+    model_id, run_id = await setting.waiting_run("late", seconds=-1)
+    await setting.hint.refresh()
+    report = await setting.hint(model_id)
     # A cancel rests on a fresh read of Prefect: the hint, working from its index, cancels nothing.
     assert report.cancelled_trainings == [] and report.timed_out == []
-    assert (await state_of(prefect, run_id))[0] is StateType.PAUSED
-    assert str(run_id) in (await watch_once(creds)).timed_out
+    assert (await state_of(setting.prefect, run_id))[0] is StateType.PAUSED
+    assert str(run_id) in (await watch_once(credentials_for(setting.emulator))).timed_out
 
 
 async def test_the_clients_stay_open_between_hints_and_are_renewed_after_a_failure(
-    slow_emulator: EmulatorServer, settler: tuple[HintSettler, Clock], monkeypatch: pytest.MonkeyPatch
+    setting: Setting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    hint, _ = settler
-    first = await hint.client(None)
-    assert await hint.client(None) is first
+    first = await setting.hint.client(None)
+    assert await setting.hint.client(None) is first
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("Prefect unreachable")
 
     monkeypatch.setattr(hints, "find_waiting_runs", broken)
     with pytest.raises(ConnectionError):
-        await hint("model_unindexed")
-    assert await hint.client(None) is not first
+        await setting.hint("model_unindexed")
+    assert await setting.hint.client(None) is not first
