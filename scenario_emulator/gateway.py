@@ -128,6 +128,10 @@ class Gateway:
         faults, config = self.emulator.faults.config, self.emulator.config
         is_v1 = scope["path"] == "/v1" or scope["path"].startswith("/v1/")
         if fault == "drop_before":
+            # Read the request whole first: closing a socket with unread bytes makes the kernel answer
+            # with a reset instead of a clean close, and whether the body had arrived yet is a race
+            # on a busy machine. A client must handle both; the emulator makes the drop a clean one.
+            receive = await _read_ahead(receive, config.max_body_bytes)
             await _drop(scope, receive)
         elif fault == "error":
             response = error_response(faults.error_status, "emulated server error (fault injection)", request_id)
